@@ -1,0 +1,222 @@
+"""Settings: defaults, then a TOML file, then ``SSF_HUB_*`` environment, then flags.
+
+Every value is checked once at start-up; a bad one raises :class:`ConfigError` naming
+the setting and where it came from, so the operator sees one clear line, not a trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hub.errors import ConfigError
+
+ENV_PREFIX = "SSF_HUB_"
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = Path(".ssf-hub")
+MAX_BODY_BYTES = 256 * 1024  # DESIGN.md default request limit
+LONG_POLL_SECONDS = 20.0  # how long a returnImmediately=false poll is held by default
+LONG_POLL_MAX_SECONDS = 30.0  # hard ceiling for the above
+MAX_EVENTS_DEFAULT = 100
+MAX_EVENTS_LIMIT = 1000
+MIN_VERIFICATION_INTERVAL = 5  # seconds between verification requests per stream (R-VERIFY-2)
+KEY_ROTATION_DAYS = 30.0
+KEY_OVERLAP_DAYS = 7.0  # an old key stays in the JWKS this long so queued SETs still verify
+EXTERNAL_TOKEN_LEEWAY = 30  # seconds of clock skew allowed for external OAuth issuers
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIssuerSettings:
+    issuer: str
+    jwks_uri: str
+    audience: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = DEFAULT_DATA_DIR
+    store: str = "sqlite"
+    redis_url: str | None = None
+    issuer: str | None = None  # defaults to http://HOST:PORT
+    allow_private_endpoints: bool = False
+    signing_alg: str = "RS256"
+    key_rotation_days: float = KEY_ROTATION_DAYS
+    key_overlap_days: float = KEY_OVERLAP_DAYS
+    max_body_bytes: int = MAX_BODY_BYTES
+    long_poll_seconds: float = LONG_POLL_SECONDS
+    long_poll_max_seconds: float = LONG_POLL_MAX_SECONDS
+    max_events_default: int = MAX_EVENTS_DEFAULT
+    max_events_limit: int = MAX_EVENTS_LIMIT
+    min_verification_interval: int = MIN_VERIFICATION_INTERVAL
+    inactivity_timeout: int | None = None  # seconds; None = streams never time out
+    default_subjects: str = "NONE"
+    all_subjects_receivers: tuple[str, ...] = ()  # token subs granted default_subjects=ALL
+    sqlite_synchronous: str = "FULL"
+    token_leeway: int = EXTERNAL_TOKEN_LEEWAY
+    external_issuers: tuple[ExternalIssuerSettings, ...] = ()
+    log_level: str = "info"
+    access_log: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def issuer_url(self) -> str:
+        if self.issuer:
+            return self.issuer.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off"}
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the layers and validate. ``overrides`` are command-line flags (None = unset)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, tuple[Any, str]] = {}
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        for key, value in _read_toml(Path(config_file)).items():
+            raw[key] = (value, f"{config_file}: {key}")
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            raw[name] = (environ[env_name], f"environment {env_name}")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            raw[name] = (value, "--" + name.replace("_", "-"))
+    values = {name: _coerce(name, value, origin) for name, (value, origin) in raw.items()}
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    # Allow both a flat file and a [hub] table.
+    flat: dict[str, Any] = dict(data.get("hub", {})) if isinstance(data.get("hub"), dict) else {}
+    flat.update({k: v for k, v in data.items() if k != "hub"})
+    unknown = sorted(set(flat) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return flat
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:  # noqa: C901 - one branch per type
+    kind = str(_FIELDS[name].type)
+    try:
+        if name == "external_issuers":
+            return _coerce_issuers(value)
+        if name == "all_subjects_receivers":
+            if isinstance(value, str):
+                return tuple(v for v in (p.strip() for p in value.split(",")) if v)
+            return tuple(str(v) for v in value)
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _BOOL_TRUE:
+                return True
+            if text in _BOOL_FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if kind.startswith("int"):
+            unset = value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "off"})
+            if unset and "None" in kind:
+                return None
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected an integer")
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(value)
+        if kind == "Path":
+            return Path(value)
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float):
+            raise ValueError("expected a string")
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: bad value {value!r} for {name} ({exc})") from None
+
+
+def _coerce_issuers(value: Any) -> tuple[ExternalIssuerSettings, ...]:
+    if not isinstance(value, list):
+        raise ValueError("expected a list of tables with issuer and jwks_uri")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("issuer"), str):
+            raise ValueError("each external issuer needs issuer and jwks_uri strings")
+        if not isinstance(item.get("jwks_uri"), str):
+            raise ValueError(f"external issuer {item['issuer']} needs a jwks_uri string")
+        aud = item.get("audience", ())
+        aud_t = (aud,) if isinstance(aud, str) else tuple(str(a) for a in aud)
+        out.append(ExternalIssuerSettings(item["issuer"], item["jwks_uri"], aud_t))
+    return tuple(out)
+
+
+def _validate(s: Settings) -> None:  # noqa: C901 - a flat list of independent checks
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"setting {name}={getattr(s, name)!r}: {why}")
+
+    if not 0 < s.port < 65536:
+        raise bad("port", "must be between 1 and 65535")
+    if s.store not in {"sqlite", "redis"}:
+        raise bad("store", "must be sqlite or redis")
+    if s.store == "redis" and not s.redis_url:
+        raise bad("redis_url", "is required with store=redis")
+    if s.issuer is not None:
+        parts = urlsplit(s.issuer)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+            raise bad("issuer", "must be an http(s) URL with no query or fragment")
+    try:
+        ipaddress.ip_address(s.host)
+    except ValueError:
+        if not s.host or any(c in s.host for c in "/ "):
+            raise bad("host", "must be an IP address or host name") from None
+    if s.signing_alg not in {"RS256", "ES256", "EdDSA"}:
+        raise bad("signing_alg", "must be RS256, ES256 or EdDSA")
+    if s.key_rotation_days <= 0 or s.key_overlap_days < 0:
+        raise bad("key_rotation_days", "rotation must be > 0 days and overlap >= 0 days")
+    if s.max_body_bytes < 1024:
+        raise bad("max_body_bytes", "must be at least 1024")
+    if not 0 <= s.long_poll_seconds <= s.long_poll_max_seconds <= 300:
+        raise bad("long_poll_seconds", "need 0 <= long_poll_seconds <= long_poll_max_seconds <= 300")
+    if not 1 <= s.max_events_default <= s.max_events_limit <= 10000:
+        raise bad("max_events_default", "need 1 <= max_events_default <= max_events_limit <= 10000")
+    if s.min_verification_interval < 0:
+        raise bad("min_verification_interval", "must be >= 0")
+    if s.inactivity_timeout is not None and s.inactivity_timeout < 60:
+        raise bad("inactivity_timeout", "must be at least 60 seconds (or unset)")
+    if s.default_subjects not in {"ALL", "NONE"}:
+        raise bad("default_subjects", "must be ALL or NONE")
+    if s.sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+        raise bad("sqlite_synchronous", "must be FULL, EXTRA or NORMAL")
+    if s.token_leeway < 0 or s.token_leeway > 600:
+        raise bad("token_leeway", "must be between 0 and 600 seconds")
+    if s.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
+        raise bad("log_level", "must be one of critical, error, warning, info, debug")

@@ -1,0 +1,119 @@
+"""The records the hub keeps: streams and queued SETs (shared by core, store and web)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+POLL_METHOD = "urn:ietf:rfc:8936"
+PUSH_METHOD = "urn:ietf:rfc:8935"
+
+
+class Status(enum.StrEnum):
+    """Stream status (R-STATUS-1): enabled delivers, paused holds, disabled drops."""
+
+    ENABLED = "enabled"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+class SubjectMode(enum.StrEnum):
+    """`default_subjects` (R-DISC-4): ALL streams get every subject unless removed."""
+
+    ALL = "ALL"
+    NONE = "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    method: str
+    endpoint_url: str | None = None
+    authorization_header: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method}
+        if self.endpoint_url is not None:
+            out["endpoint_url"] = self.endpoint_url
+        if self.authorization_header is not None:
+            out["authorization_header"] = self.authorization_header
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One SSF stream as the hub stores it: the receiver-visible config plus hub state."""
+
+    stream_id: str
+    owner: str
+    iss: str
+    aud: str
+    delivery: Delivery
+    events_delivered: tuple[str, ...]
+    events_requested: tuple[str, ...] | None = None
+    description: str | None = None
+    status: Status = Status.ENABLED
+    status_reason: str | None = None
+    subject_mode: SubjectMode = SubjectMode.NONE
+    min_verification_interval: int = 0
+    inactivity_timeout: int | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_activity_at: float = 0.0
+    last_verification_at: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-safe dict for storage (round-trips through :meth:`from_record`)."""
+        data = asdict(self)
+        data["delivery"] = self.delivery.as_dict()
+        data["status"] = self.status.value
+        data["subject_mode"] = self.subject_mode.value
+        data["events_delivered"] = list(self.events_delivered)
+        data["events_requested"] = None if self.events_requested is None else list(self.events_requested)
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Stream:
+        values = dict(data)
+        values["delivery"] = Delivery(**values["delivery"])
+        values["status"] = Status(values["status"])
+        values["subject_mode"] = SubjectMode(values["subject_mode"])
+        values["events_delivered"] = tuple(values["events_delivered"])
+        req = values.get("events_requested")
+        values["events_requested"] = None if req is None else tuple(req)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedSet:
+    """A signed SET waiting on one stream until it is acknowledged.
+
+    ``control`` marks stream-updated SETs: R-STATUS-7 says they go out *before* the
+    stream stops, so they are deliverable while the stream is paused.
+    """
+
+    stream_id: str
+    jti: str
+    set_jwt: str
+    event_type: str
+    txn: str | None = None
+    control: bool = False
+    queued_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectEntry:
+    """A subject registered on a stream (``excluded`` = removed from an ALL stream)."""
+
+    stream_id: str
+    key: str
+    subject: dict[str, Any]
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    at: float
+    kind: str
+    stream_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)

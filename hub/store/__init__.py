@@ -1,0 +1,24 @@
+"""Where the hub keeps streams, subjects and queued SETs: one ``Store`` protocol, two backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.errors import ConfigError
+from hub.store.base import Store
+from hub.store.sqlite import SQLiteStore
+
+__all__ = ["SQLiteStore", "Store", "open_store"]
+
+STORE_KINDS = ("sqlite", "redis")
+
+
+def open_store(
+    kind: str, *, data_dir: Path, redis_url: str | None = None, sqlite_synchronous: str = "FULL"
+) -> Store:
+    """The configured store, not yet opened (the caller awaits ``open()`` at start-up)."""
+    if kind == "sqlite":
+        return SQLiteStore(data_dir / "hub.sqlite3", synchronous=sqlite_synchronous)
+    if kind == "redis":
+        raise ConfigError("the redis store arrives with issue #6; use store kind 'sqlite' for now")
+    raise ConfigError(f"unknown store kind {kind!r}; choose one of: {', '.join(STORE_KINDS)}")

@@ -1,0 +1,95 @@
+"""The one storage contract the hub needs; SQLite and Redis both implement it.
+
+All methods are coroutines so a network store fits; an implementation must make
+every write durable before its coroutine returns (the caller answers 2xx next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from hub.core.model import AuditRecord, QueuedSet, Stream, SubjectEntry
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the store answers (used by ``/healthz``)."""
+        ...
+
+    # -- streams -------------------------------------------------------------------------------
+    async def create_stream(self, stream: Stream) -> None:
+        """Insert a new stream; the caller guarantees a fresh ``stream_id``."""
+        ...
+
+    async def get_stream(self, stream_id: str) -> Stream | None: ...
+
+    async def get_streams(self, stream_ids: Iterable[str]) -> dict[str, Stream]:
+        """The streams that exist among ``stream_ids``, by id."""
+        ...
+
+    async def list_streams(self, owner: str | None = None) -> list[Stream]:
+        """Streams of one owner (all streams when ``owner`` is None), oldest first."""
+        ...
+
+    async def save_stream(self, stream: Stream) -> None:
+        """Overwrite an existing stream's record (config, status, timestamps)."""
+        ...
+
+    async def delete_stream(self, stream_id: str) -> bool:
+        """Delete the stream with its subjects and queued SETs; False if it did not exist."""
+        ...
+
+    # -- subjects ------------------------------------------------------------------------------
+    async def put_subject(self, entry: SubjectEntry, index_keys: Sequence[str]) -> None:
+        """Add or replace the subject ``entry.key`` on its stream, findable by ``index_keys``."""
+        ...
+
+    async def remove_subject(self, stream_id: str, key: str) -> bool: ...
+
+    async def list_subjects(self, stream_id: str) -> list[SubjectEntry]: ...
+
+    async def find_subjects(self, index_keys: Iterable[str]) -> list[SubjectEntry]:
+        """Every registered subject (any stream) filed under at least one of ``index_keys``."""
+        ...
+
+    async def streams_with_all_subjects(self) -> list[str]:
+        """Ids of the streams whose subject mode is ALL."""
+        ...
+
+    # -- per-stream queues ---------------------------------------------------------------------
+    async def enqueue(self, items: Sequence[QueuedSet]) -> None:
+        """Append SETs to their streams' queues atomically: all are stored or none."""
+        ...
+
+    async def pending(self, stream_id: str, limit: int, *, control_only: bool = False) -> list[QueuedSet]:
+        """The oldest ``limit`` unacknowledged SETs of a stream, in queue order."""
+        ...
+
+    async def count_pending(self, stream_id: str, *, control_only: bool = False) -> int: ...
+
+    async def remove_pending(self, stream_id: str, jtis: Iterable[str]) -> int:
+        """Remove acknowledged SETs; unknown ``jti`` values are ignored. Returns the count removed."""
+        ...
+
+    async def purge_pending(self, stream_id: str, *, keep_control: bool = True) -> int:
+        """Drop a stream's queued SETs (stream disabled); returns how many were dropped."""
+        ...
+
+    # -- records -------------------------------------------------------------------------------
+    async def record_set_errors(
+        self, stream_id: str, errors: Mapping[str, tuple[str, str]], at: float
+    ) -> None:
+        """Keep receiver-reported ``setErrs`` (jti -> (err, description)) for admins."""
+        ...
+
+    async def list_set_errors(self, stream_id: str, limit: int = 100) -> list[dict[str, object]]: ...
+
+    async def append_audit(self, record: AuditRecord) -> None: ...
+
+    async def list_audit(self, stream_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...

@@ -1,0 +1,180 @@
+"""Issuing SETs: route an event, sign one SET per stream, queue them durably.
+
+This is the only place that signs and queues; emits, verification requests and
+stream-updated announcements all come through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hub.core.events import CATALOGUE, STREAM_UPDATED_URI, VERIFICATION_URI
+from hub.core.model import AuditRecord, QueuedSet, Status, Stream
+from hub.core.routing import candidate_streams, route
+from hub.core.secevent import build_set_claims
+from hub.core.subjects import index_keys, stream_subject, validate_subject
+from hub.errors import InvalidEvent, InvalidRequest, TooManyRequests
+from hub.keys import SigningKeyRing
+from hub.store.base import Store
+from hub.wakeup import QueueSignal
+
+log = logging.getLogger("hub.transmitter")
+
+
+@dataclass(frozen=True, slots=True)
+class EmitResult:
+    txn: str
+    sets: tuple[tuple[str, str], ...]  # (stream_id, jti) per queued SET
+    dropped: tuple[str, ...]  # disabled streams that would have received it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "txn": self.txn,
+            "sets": [{"stream_id": sid, "jti": jti} for sid, jti in self.sets],
+            "dropped_streams": list(self.dropped),
+        }
+
+
+class Transmitter:
+    def __init__(
+        self,
+        store: Store,
+        keys: SigningKeyRing,
+        signal: QueueSignal,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.signal = signal
+        self.clock = clock
+        self.new_id = new_id
+
+    # -- events from an admin (ssf-hub emit) or, later, from ingest ---------------------------------
+    async def emit(
+        self,
+        event: str,
+        subject: Any,
+        claims: Any = None,
+        *,
+        txn: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EmitResult:
+        event_type = CATALOGUE.resolve(event)
+        if event_type.family == "ssf":
+            raise InvalidEvent(
+                f"{event_type.name} events are stream-specific; use the verification or status API"
+            )
+        if claims is None:
+            claims = {}
+        if not isinstance(claims, dict):
+            raise InvalidEvent("claims must be a JSON object")
+        if txn is not None and (not isinstance(txn, str) or not txn or len(txn) > 256):
+            raise InvalidRequest("txn must be a non-empty string of at most 256 characters")
+        subject = validate_subject(subject)
+        now = self.clock()
+        claims = dict(claims)
+        claims.setdefault("event_timestamp", int(now))
+        event_type.validate(claims, subject)
+
+        entries = await self.store.find_subjects(index_keys(subject))
+        all_mode = await self.store.streams_with_all_subjects()
+        stream_ids = candidate_streams(subject, entries, all_mode)
+        streams = await self.store.get_streams(stream_ids)
+        routed = route(event_type.uri, streams.values())
+
+        txn = txn or self.new_id()
+        items = [
+            self._issue(stream, event_type.uri, claims, subject, txn=txn, now=now, extra=extra)
+            for stream in routed.deliver
+        ]
+        await self._queue(items)
+        for stream in routed.dropped:
+            await self._audit("event_dropped", stream.stream_id, {"txn": txn, "event": event_type.uri}, now)
+        return EmitResult(
+            txn, tuple((i.stream_id, i.jti) for i in items), tuple(s.stream_id for s in routed.dropped)
+        )
+
+    # -- stream-specific SSF events ---------------------------------------------------------------------
+    async def request_verification(self, stream: Stream, state: str | None) -> Stream:
+        """R-VERIFY-1..4: queue a verification SET echoing ``state``; returns the updated stream."""
+        now = self.clock()
+        interval = stream.min_verification_interval
+        if interval and stream.last_verification_at is not None:
+            wait = stream.last_verification_at + interval - now
+            if wait > 0:
+                raise TooManyRequests(
+                    f"verification requested within min_verification_interval ({interval} s)",
+                    retry_after=max(1, int(wait + 0.999)),
+                )
+        stream = replace(stream, last_verification_at=now, last_activity_at=now)
+        await self.store.save_stream(stream)
+        claims = {} if state is None else {"state": state}
+        if stream.status is Status.DISABLED:
+            await self._audit("event_dropped", stream.stream_id, {"event": VERIFICATION_URI}, now)
+            return stream
+        item = self._issue(stream, VERIFICATION_URI, claims, stream_subject(stream.stream_id), now=now)
+        await self._queue([item])
+        return stream
+
+    async def announce_status(self, stream: Stream, status: Status, reason: str | None) -> str:
+        """Queue a stream-updated SET (R-SSFEV-2); deliverable even while paused."""
+        now = self.clock()
+        claims: dict[str, Any] = {"status": status.value}
+        if reason:
+            claims["reason"] = reason
+        item = self._issue(
+            stream, STREAM_UPDATED_URI, claims, stream_subject(stream.stream_id), now=now, control=True
+        )
+        await self._queue([item])
+        return item.jti
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _issue(
+        self,
+        stream: Stream,
+        event_uri: str,
+        event_claims: Mapping[str, Any],
+        subject: Mapping[str, Any],
+        *,
+        now: float,
+        txn: str | None = None,
+        control: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> QueuedSet:
+        jti = self.new_id()
+        claims = build_set_claims(
+            iss=stream.iss,
+            aud=stream.aud,
+            jti=jti,
+            iat=int(now),
+            event_uri=event_uri,
+            event_claims=event_claims,
+            sub_id=subject,
+            txn=txn,
+            extra=extra,
+        )
+        return QueuedSet(
+            stream_id=stream.stream_id,
+            jti=jti,
+            set_jwt=self.keys.sign(claims),
+            event_type=event_uri,
+            txn=txn,
+            control=control,
+            queued_at=now,
+        )
+
+    async def _queue(self, items: list[QueuedSet]) -> None:
+        if not items:
+            return
+        await self.store.enqueue(items)
+        self.signal.notify({item.stream_id for item in items})
+
+    async def _audit(self, kind: str, stream_id: str | None, detail: dict[str, Any], now: float) -> None:
+        await self.store.append_audit(AuditRecord(at=now, kind=kind, stream_id=stream_id, detail=detail))

@@ -1,0 +1,44 @@
+"""Wakes long polls the moment a SET is queued for their stream (no sleep loops).
+
+A poller takes a :meth:`QueueSignal.waiter` *before* it reads the queue, so an event
+queued between the read and the wait still wakes it. In-process only; the Redis
+backend (issue #6) carries the same notification across replicas with pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+
+class QueueSignal:
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def waiter(self, stream_id: str) -> asyncio.Event:
+        event = self._events.get(stream_id)
+        if event is None:
+            event = self._events[stream_id] = asyncio.Event()
+        return event
+
+    def notify(self, stream_ids: Iterable[str]) -> None:
+        for stream_id in stream_ids:
+            event = self._events.pop(stream_id, None)
+            if event is not None:
+                event.set()
+
+    @property
+    def waiting_streams(self) -> int:
+        return len(self._events)
+
+
+async def wait_for(event: asyncio.Event, seconds: float) -> bool:
+    """True if ``event`` was set within ``seconds``."""
+    if seconds <= 0:
+        return event.is_set()
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

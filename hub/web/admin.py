@@ -1,0 +1,84 @@
+"""Admin endpoints (scope ``ssf.admin``): inject signals, inspect and steer any stream."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.access import SCOPE_ADMIN
+from hub.core.status import parse_status_update, status_object
+from hub.core.streams import stream_config
+from hub.errors import InvalidRequest, NotFound
+from hub.web.context import hub_of
+from hub.web.http import authorize, json_response, read_json
+
+EMIT_FIELDS = {"event", "subject", "claims", "txn"}
+
+
+async def emit_endpoint(request: Request) -> Response:
+    """POST {"event", "subject", "claims"?, "txn"?} -> {"txn", "sets": [{"stream_id", "jti"}]}.
+
+    Answers only after every SET is durably queued.
+    """
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    body = await read_json(request, hub.settings.max_body_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    unknown = sorted(set(body) - EMIT_FIELDS)
+    if unknown:  # a typo here would silently change what is sent
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+    event = body.get("event")
+    if not isinstance(event, str) or not event:
+        raise InvalidRequest("event is required: a short name such as session-revoked, or an event-type URI")
+    if "subject" not in body:
+        raise InvalidRequest("subject is required")
+    result = await hub.transmitter.emit(event, body["subject"], body.get("claims"), txn=body.get("txn"))
+    return json_response(result.as_dict(), 200)
+
+
+async def streams_endpoint(request: Request) -> Response:
+    """Every stream with its owner, status and queue depth."""
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    out = []
+    for stream in await hub.store.list_streams():
+        config = stream_config(stream, hub.policy.supported_events)
+        config.update(
+            owner=stream.owner,
+            status=stream.status.value,
+            subject_mode=stream.subject_mode.value,
+            queued=await hub.store.count_pending(stream.stream_id),
+        )
+        out.append(config)
+    return json_response(out)
+
+
+async def stream_status_endpoint(request: Request) -> Response:
+    """An operator changes a stream's status; the hub announces it (R-STATUS-7)."""
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    body = await read_json(request, hub.settings.max_body_bytes)
+    if isinstance(body, dict):
+        body = {**body, "stream_id": request.path_params["stream_id"]}
+    update = parse_status_update(body)
+    stream = await hub.store.get_stream(update.stream_id)
+    if stream is None:
+        raise NotFound(f"no stream {update.stream_id}")
+    stream = await hub.streams.set_status(stream, update, by_transmitter=True)
+    return json_response(status_object(stream))
+
+
+async def stream_errors_endpoint(request: Request) -> Response:
+    """The setErrs receivers reported for a stream, newest first, and its audit trail."""
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    stream_id = request.path_params["stream_id"]
+    if await hub.store.get_stream(stream_id) is None:
+        raise NotFound(f"no stream {stream_id}")
+    errors = await hub.store.list_set_errors(stream_id)
+    audit = [
+        {"at": r.at, "kind": r.kind, "detail": r.detail}
+        for r in await hub.store.list_audit(stream_id, limit=100)
+    ]
+    return json_response({"stream_id": stream_id, "set_errors": errors, "audit": audit})

@@ -1,0 +1,194 @@
+"""The Starlette application: routes, error handlers, and the lifespan that wires the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
+
+from hub import keys as keyfiles
+from hub.access import ExternalIssuer, TokenValidator
+from hub.config import Settings
+from hub.core.discovery import (
+    ADD_SUBJECT_PATH,
+    ADMIN_PATH,
+    CONFIGURATION_PATH,
+    JWKS_PATH,
+    POLL_PATH,
+    REMOVE_SUBJECT_PATH,
+    STATUS_PATH,
+    VERIFICATION_PATH,
+    issuer_path,
+    well_known_path,
+)
+from hub.core.events import CATALOGUE
+from hub.core.model import POLL_METHOD, SubjectMode
+from hub.core.streams import StreamPolicy
+from hub.errors import HubError
+from hub.management import StreamManagement
+from hub.polling import PollDelivery
+from hub.store import Store, open_store
+from hub.transmitter import Transmitter
+from hub.wakeup import QueueSignal
+from hub.web import admin, meta, ssf
+from hub.web.context import HubContext
+from hub.web.http import handle_http_exception, handle_hub_error, handle_unexpected
+
+log = logging.getLogger("hub")
+
+KEY_CHECK_SECONDS = 3600  # how often the rotation job looks at the key ages
+INACTIVITY_CHECK_SECONDS = 60
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    prefix = issuer_path(settings.issuer_url)
+    # The well-known document follows the path-insertion rule (R-DISC-1); the rest of the
+    # API lives under the issuer's path so a hub can sit behind a path-routing proxy.
+    return [
+        Route(well_known_path(settings.issuer_url), meta.configuration_endpoint, methods=["GET"]),
+        Route("/healthz", meta.healthz_endpoint, methods=["GET"]),
+        Route(prefix + JWKS_PATH, meta.jwks_endpoint, methods=["GET"]),
+        Route(
+            prefix + CONFIGURATION_PATH,
+            ssf.stream_endpoint,
+            methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+        ),
+        Route(prefix + STATUS_PATH, ssf.status_endpoint, methods=["GET", "POST"]),
+        Route(prefix + ADD_SUBJECT_PATH, ssf.add_subject_endpoint, methods=["POST"]),
+        Route(prefix + REMOVE_SUBJECT_PATH, ssf.remove_subject_endpoint, methods=["POST"]),
+        Route(prefix + VERIFICATION_PATH, ssf.verify_endpoint, methods=["POST"]),
+        Route(prefix + POLL_PATH + "/{stream_id}", ssf.poll_endpoint, methods=["POST"]),
+        Route(prefix + ADMIN_PATH + "/events", admin.emit_endpoint, methods=["POST"]),
+        Route(prefix + ADMIN_PATH + "/streams", admin.streams_endpoint, methods=["GET"]),
+        Route(
+            prefix + ADMIN_PATH + "/streams/{stream_id}/status",
+            admin.stream_status_endpoint,
+            methods=["POST"],
+        ),
+        Route(
+            prefix + ADMIN_PATH + "/streams/{stream_id}/errors", admin.stream_errors_endpoint, methods=["GET"]
+        ),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """Build the hub. ``store`` and ``http_client`` may be injected by tests."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            ctx = await _build_context(settings, store, http_client, clock, stack)
+            app.state.hub = ctx
+            scheduler = _start_scheduler(ctx, clock)
+            stack.callback(scheduler.shutdown, wait=False)
+            log.info("ssf-hub ready: issuer %s, store %s", settings.issuer_url, settings.store)
+            yield
+
+    app = Starlette(
+        routes=routes(settings),
+        lifespan=lifespan,
+        exception_handlers={
+            HubError: handle_hub_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    return app
+
+
+async def _build_context(
+    settings: Settings,
+    store: Store | None,
+    http_client: httpx.AsyncClient | None,
+    clock: Callable[[], float],
+    stack: contextlib.AsyncExitStack,
+) -> HubContext:
+    data_dir = settings.data_dir
+    if store is None:
+        store = open_store(
+            settings.store,
+            data_dir=data_dir,
+            redis_url=settings.redis_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+    await store.open()
+    stack.push_async_callback(store.close)
+    if http_client is None:
+        http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        stack.push_async_callback(http_client.aclose)
+
+    now = clock()
+    ring = await asyncio.to_thread(keyfiles.load_or_create_signing_keys, data_dir, settings.signing_alg, now)
+    token_key = await asyncio.to_thread(keyfiles.load_or_create_token_key, data_dir)
+    tokens = TokenValidator(
+        token_key,
+        [ExternalIssuer(i.issuer, i.jwks_uri, i.audience or None) for i in settings.external_issuers],
+        leeway=settings.token_leeway,
+        http_client=http_client,
+        clock=clock,
+    )
+    signal = QueueSignal()
+    policy = StreamPolicy(
+        supported_events=CATALOGUE.deliverable_uris(),
+        delivery_methods=(POLL_METHOD,),
+        min_verification_interval=settings.min_verification_interval,
+        inactivity_timeout=settings.inactivity_timeout,
+    )
+    issuer = settings.issuer_url
+    transmitter = Transmitter(store, ring, signal, clock=clock)
+    streams = StreamManagement(
+        store,
+        transmitter,
+        issuer=issuer,
+        policy=policy,
+        poll_url=lambda sid: f"{issuer}{POLL_PATH}/{sid}",
+        default_subjects=SubjectMode(settings.default_subjects),
+        all_subjects_receivers=frozenset(settings.all_subjects_receivers),
+        clock=clock,
+    )
+    polls = PollDelivery(store, signal, long_poll_seconds=settings.long_poll_seconds)
+    return HubContext(settings, store, ring, tokens, transmitter, streams, polls, policy)
+
+
+def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
+    scheduler = AsyncIOScheduler()
+    settings = ctx.settings
+
+    async def rotate_keys() -> None:
+        now = clock()
+        ring = ctx.keys
+        changed = ring.prune(now)
+        if ring.needs_rotation(now, settings.key_rotation_days * 86400):
+            ring.rotate(now, settings.key_overlap_days * 86400)
+            changed = True
+        if changed:
+            await asyncio.to_thread(keyfiles.save_signing_keys, settings.data_dir, ring)
+            log.info("signing keys rotated; active kid %s", ring.active.kid)
+
+    async def pause_inactive() -> None:
+        paused = await ctx.streams.pause_inactive()
+        if paused:
+            log.info("paused %d inactive stream(s)", len(paused))
+
+    scheduler.add_job(rotate_keys, "interval", seconds=KEY_CHECK_SECONDS, id="rotate_keys", coalesce=True)
+    if settings.inactivity_timeout:
+        scheduler.add_job(
+            pause_inactive, "interval", seconds=INACTIVITY_CHECK_SECONDS, id="inactivity", coalesce=True
+        )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,33 @@
+"""Everything a request handler needs, built once per app in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from hub.access import TokenValidator
+from hub.config import Settings
+from hub.core.streams import StreamPolicy
+from hub.keys import SigningKeyRing
+from hub.management import StreamManagement
+from hub.polling import PollDelivery
+from hub.store.base import Store
+from hub.transmitter import Transmitter
+
+
+@dataclass(slots=True)
+class HubContext:
+    settings: Settings
+    store: Store
+    keys: SigningKeyRing
+    tokens: TokenValidator
+    transmitter: Transmitter
+    streams: StreamManagement
+    polls: PollDelivery
+    policy: StreamPolicy
+
+
+def hub_of(request: Request) -> HubContext:
+    ctx: HubContext = request.app.state.hub
+    return ctx

@@ -1,0 +1,31 @@
+"""Discovery (R-DISC-*), the JWKS and the health check."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.core.discovery import metadata
+from hub.web.context import hub_of
+from hub.web.http import json_response
+
+
+async def configuration_endpoint(request: Request) -> Response:
+    hub = hub_of(request)
+    return json_response(
+        metadata(
+            hub.settings.issuer_url,
+            delivery_methods=hub.policy.delivery_methods,
+            default_subjects=hub.settings.default_subjects,
+        ),
+        cache=True,
+    )
+
+
+async def jwks_endpoint(request: Request) -> Response:
+    return json_response(hub_of(request).keys.jwks(), cache=True)
+
+
+async def healthz_endpoint(request: Request) -> Response:
+    ok = await hub_of(request).store.ping()
+    return json_response({"status": "ok" if ok else "store unavailable"}, 200 if ok else 503)

@@ -1,0 +1,205 @@
+"""What only the SQLite store promises: durable settings, a free event loop, clean failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import hub.store.sqlite as sqlite_module
+from hub.core.model import Delivery, QueuedSet, Stream, SubjectEntry
+from hub.errors import ConfigError, Unavailable
+from hub.store import SQLiteStore, open_store
+
+SYNCHRONOUS_FULL, SYNCHRONOUS_NORMAL = 2, 1  # what PRAGMA synchronous reports
+
+
+def a_stream(stream_id: str = "s1") -> Stream:
+    return Stream(
+        stream_id=stream_id,
+        owner="alice",
+        iss="https://hub.example",
+        aud="https://rx.example",
+        delivery=Delivery(method="urn:ietf:rfc:8936"),
+        events_delivered=("https://schemas.openid.net/secevent/caep/event-type/session-revoked",),
+    )
+
+
+def a_set(jti: str, stream_id: str = "s1") -> QueuedSet:
+    return QueuedSet(stream_id=stream_id, jti=jti, set_jwt="h.p.s", event_type="urn:example:event")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "hub.sqlite3"
+
+
+@pytest.fixture
+async def sqlite_store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(db_path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def read_pragma(path: Path, name: str) -> object:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# -- settings ---------------------------------------------------------------------------------
+async def test_open_creates_the_directory_and_a_wal_database(
+    sqlite_store: SQLiteStore, db_path: Path
+) -> None:
+    assert db_path.is_file()
+    assert read_pragma(db_path, "journal_mode") == "wal"  # WAL is a property of the file
+    pragmas = await sqlite_store.pragmas()
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["foreign_keys"] == 1
+    assert pragmas["busy_timeout"] == sqlite_module.BUSY_TIMEOUT_MS
+    assert read_pragma(db_path, "user_version") == sqlite_module.SCHEMA_VERSION
+
+
+async def test_synchronous_is_full_by_default_so_a_2xx_survives_power_loss(
+    sqlite_store: SQLiteStore,
+) -> None:
+    assert (await sqlite_store.pragmas())["synchronous"] == SYNCHRONOUS_FULL
+
+
+async def test_synchronous_normal_can_be_chosen(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "hub.sqlite3", synchronous="normal")
+    await store.open()
+    try:
+        assert (await store.pragmas())["synchronous"] == SYNCHRONOUS_NORMAL
+    finally:
+        await store.close()
+
+
+def test_synchronous_off_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="synchronous"):
+        SQLiteStore(tmp_path / "hub.sqlite3", synchronous="OFF")
+
+
+async def test_a_database_from_a_newer_hub_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {sqlite_module.SCHEMA_VERSION + 1}")
+    conn.close()
+    store = SQLiteStore(db_path)
+
+    with pytest.raises(ConfigError, match="schema version"):
+        await store.open()
+    await store.close()
+
+
+# -- the event loop stays free ----------------------------------------------------------------
+async def test_the_event_loop_keeps_running_while_a_write_waits_for_the_disk(
+    sqlite_store: SQLiteStore, db_path: Path
+) -> None:
+    await sqlite_store.create_stream(a_stream())
+    # Another connection holds the write lock, so the store's write must wait; if that wait
+    # happened on the event loop, nothing else could run until the busy timeout expired.
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(sqlite_store.enqueue([a_set(f"j{n}") for n in range(100)]))
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 10
+        assert not write.done()
+        blocker.execute("COMMIT")
+    finally:
+        blocker.close()
+
+    await asyncio.wait_for(write, timeout=5)
+    assert await sqlite_store.count_pending("s1") == 100
+
+
+async def test_concurrent_calls_are_serialised_without_errors(sqlite_store: SQLiteStore) -> None:
+    await sqlite_store.create_stream(a_stream())
+
+    await asyncio.gather(*(sqlite_store.enqueue([a_set(f"j{n}")]) for n in range(50)))
+
+    assert await sqlite_store.count_pending("s1") == 50
+
+
+# -- failures ---------------------------------------------------------------------------------
+async def test_a_locked_database_is_unavailable_without_leaking_sql(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 50)
+    store = SQLiteStore(db_path)
+    await store.open()
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with caplog.at_level(logging.ERROR, logger="hub.store"), pytest.raises(Unavailable) as caught:
+            await store.create_stream(a_stream())
+    finally:
+        blocker.close()
+        await store.close()
+
+    assert caught.value.status_code == 503
+    assert "INSERT" not in caught.value.description
+    assert "locked" in caplog.text  # the operator sees the real cause
+
+
+async def test_calls_before_open_or_after_close_fail_clearly(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.get_stream("s1")
+
+    await store.open()
+    await store.close()
+    await store.close()  # closing twice is harmless
+
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.get_stream("s1")
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.pending("s1", 0)
+    assert await store.ping() is False
+
+
+# -- open_store -------------------------------------------------------------------------------
+async def test_open_store_makes_an_unopened_sqlite_store_in_the_data_dir(tmp_path: Path) -> None:
+    store = open_store("sqlite", data_dir=tmp_path, sqlite_synchronous="NORMAL")
+
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "hub.sqlite3"
+    assert not store.path.exists()
+
+
+@pytest.mark.parametrize(("kind", "message"), [("redis", "issue #6"), ("postgres", "sqlite, redis")])
+def test_open_store_refuses_kinds_it_cannot_make(tmp_path: Path, kind: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        open_store(kind, data_dir=tmp_path, redis_url="redis://localhost:6379/0")
+
+
+async def test_long_id_lists_are_split_into_batches_and_merged(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny batches make every list span several statements, as 500+ ids would in production.
+    monkeypatch.setattr(sqlite_module, "MAX_PARAMS", 2)
+    for sid in ("s1", "s2", "s3"):
+        await sqlite_store.create_stream(a_stream(sid))
+    await sqlite_store.enqueue([a_set(f"j{n}") for n in range(5)])
+    entry = SubjectEntry(stream_id="s2", key="k", subject={"format": "opaque", "id": "x"})
+    other = SubjectEntry(stream_id="s3", key="k", subject={"format": "opaque", "id": "y"})
+    await sqlite_store.put_subject(entry, ["a", "b", "c"])
+    await sqlite_store.put_subject(other, ["z"])
+
+    assert sorted(await sqlite_store.get_streams(["s3", "nope", "s1", "s2", "s1"])) == ["s1", "s2", "s3"]
+    # batches [a, x], [z, y], [c, nope]: found in several, the first entry still comes once
+    assert await sqlite_store.find_subjects(["a", "x", "z", "y", "c", "nope"]) == [entry, other]
+    assert await sqlite_store.remove_pending("s1", ["j0", "j1", "zz", "j3", "j4"]) == 4

@@ -1,0 +1,127 @@
+"""Run a real hub on a free loopback port for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from hub.access import mint_local_token
+from hub.config import Settings, load_settings
+from hub.keys import load_or_create_token_key
+from hub.web.app import create_app
+from tests.support.sets import verify_set
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningHub:
+    settings: Settings
+    base_url: str
+    client: httpx.AsyncClient
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer_url
+
+    def token(self, sub: str = "receiver-1", scope: str = "ssf.manage", ttl: int = 300) -> str:
+        key = load_or_create_token_key(self.settings.data_dir)
+        return mint_local_token(key, sub=sub, scope=scope, ttl=ttl, now=time.time())
+
+    def auth(self, sub: str = "receiver-1", scope: str = "ssf.manage") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, scope)}"}
+
+    async def metadata(self) -> dict[str, Any]:
+        r = await self.client.get("/.well-known/ssf-configuration")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def jwks(self) -> dict[str, Any]:
+        r = await self.client.get((await self.metadata())["jwks_uri"])
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def create_stream(self, sub: str = "receiver-1", **body: Any) -> dict[str, Any]:
+        body.setdefault("events_requested", [CAEP + "session-revoked", CAEP + "credential-change"])
+        r = await self.client.post("/ssf/stream", json=body, headers=self.auth(sub))
+        assert r.status_code == 201, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def add_subject(self, stream_id: str, subject: Mapping[str, Any], sub: str = "receiver-1") -> None:
+        r = await self.client.post(
+            "/ssf/subjects:add", json={"stream_id": stream_id, "subject": subject}, headers=self.auth(sub)
+        )
+        assert r.status_code == 200, r.text
+
+    async def emit(self, event: str, subject: Mapping[str, Any], **claims: Any) -> dict[str, Any]:
+        r = await self.client.post(
+            "/ssf/admin/events",
+            json={"event": event, "subject": subject, "claims": claims},
+            headers=self.auth("operator", "ssf.admin"),
+        )
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def poll(self, stream: Mapping[str, Any], sub: str = "receiver-1", **body: Any) -> dict[str, Any]:
+        body.setdefault("returnImmediately", True)
+        r = await self.client.post(stream["delivery"]["endpoint_url"], json=body, headers=self.auth(sub))
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def poll_verified(
+        self, stream: Mapping[str, Any], sub: str = "receiver-1", **body: Any
+    ) -> list[dict[str, Any]]:
+        """Poll and verify every SET against the served JWKS; returns the claims in jti order given."""
+        data = await self.poll(stream, sub, **body)
+        jwks = await self.jwks()
+        return [verify_set(tok, jwks, iss=self.issuer, aud=stream["aud"]) for tok in data["sets"].values()]
+
+
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+SSF = "https://schemas.openid.net/secevent/ssf/event-type/"
+
+
+@contextlib.asynccontextmanager
+async def run_hub(data_dir: Path, **overrides: Any) -> AsyncIterator[RunningHub]:
+    port = free_port()
+    values: dict[str, Any] = {"data_dir": data_dir, "port": port, "min_verification_interval": 0}
+    values.update(overrides)
+    settings = load_settings(environ={}, overrides=values)
+    app = create_app(settings)
+    port = settings.port
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            raise RuntimeError("hub did not start")
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=40) as client:
+            yield RunningHub(settings, base, client)
+    finally:
+        server.should_exit = True
+        await task
