@@ -104,7 +104,7 @@ def load_settings(
             raw[name] = (value, "--" + name.replace("_", "-"))
     values = {name: _coerce(name, value, origin) for name, (value, origin) in raw.items()}
     settings = Settings(**values)
-    _validate(settings)
+    _validate(settings, {name: origin for name, (_, origin) in raw.items()})
     return settings
 
 
@@ -179,9 +179,10 @@ def _coerce_issuers(value: Any) -> tuple[ExternalIssuerSettings, ...]:
     return tuple(out)
 
 
-def _validate(s: Settings) -> None:  # noqa: C901 - a flat list of independent checks
+def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - a flat list of checks
     def bad(name: str, why: str) -> ConfigError:
-        return ConfigError(f"setting {name}={getattr(s, name)!r}: {why}")
+        # Name where the value came from, as the module docstring promises.
+        return ConfigError(f"{origins.get(name, 'default')}: setting {name}={getattr(s, name)!r}: {why}")
 
     if not 0 < s.port < 65536:
         raise bad("port", "must be between 1 and 65535")

@@ -51,6 +51,8 @@ def metadata(
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}, {"spec_urn": "urn:ietf:rfc:6750"}],
         "default_subjects": default_subjects,
     }
+    if not delivery_methods:  # R-DISC-5: omit empty arrays (this claim is only RECOMMENDED)
+        del out["delivery_methods_supported"]
     if critical_subject_members:  # R-DISC-5: omit empty arrays
         out["critical_subject_members"] = list(critical_subject_members)
     return out

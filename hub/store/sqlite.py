@@ -306,7 +306,7 @@ class SQLiteStore:
                 "is_excluded = excluded.is_excluded",
                 (*ident, _dumps(entry.subject), int(entry.excluded)),
             )
-            conn.execute("SELECT ?, ?", ident)
+            conn.execute("DELETE FROM subject_index WHERE stream_id = ? AND key = ?", ident)
             conn.executemany("INSERT INTO subject_index (index_key, stream_id, key) VALUES (?, ?, ?)", keys)
 
         await self._call(tx, write=True)

@@ -171,6 +171,18 @@ async def test_calls_before_open_or_after_close_fail_clearly(db_path: Path) -> N
     assert await store.ping() is False
 
 
+async def test_close_releases_the_file_and_folds_the_wal_back_into_it(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.create_stream(a_stream())
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.exists()
+
+    await store.close()
+
+    assert not wal.exists()  # the last connection closed: checkpointed, nothing left open
+
+
 # -- open_store -------------------------------------------------------------------------------
 async def test_open_store_makes_an_unopened_sqlite_store_in_the_data_dir(tmp_path: Path) -> None:
     store = open_store("sqlite", data_dir=tmp_path, sqlite_synchronous="NORMAL")

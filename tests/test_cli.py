@@ -1,0 +1,228 @@
+"""The command-line contract outside tools rely on (DESIGN.md): serve, token, emit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.hub import free_port
+
+SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
+ALICE = '{"format": "email", "email": "alice@example.com"}'
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    return subprocess.run([SSF_HUB, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
+
+
+class ServedHub:
+    def __init__(self, url: str, data_dir: Path, proc: subprocess.Popen[str]) -> None:
+        self.url, self.data_dir, self.proc = url, data_dir, proc
+
+    def token(self, sub: str, scope: str) -> str:
+        out = run("token", "--data-dir", str(self.data_dir), "--sub", sub, "--scope", scope)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+
+def start(data_dir: Path, *extra: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str], float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [SSF_HUB, "serve", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+    return proc, started
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str], limit: float = 10.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if proc.poll() is not None:
+            raise AssertionError(f"hub exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("hub not healthy in time")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the hub and return what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        output, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return output or ""
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServedHub]:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    proc, _ = start(data_dir, "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield ServedHub(url, data_dir, proc)
+    finally:
+        stop(proc)
+
+
+def test_serve_is_ready_within_five_seconds(tmp_path: Path) -> None:
+    port = free_port()
+    proc, started = start(tmp_path / "d", "--port", str(port))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        assert time.monotonic() - started < 5.0
+        meta = httpx.get(f"http://127.0.0.1:{port}/.well-known/ssf-configuration").json()
+        assert meta["issuer"] == f"http://127.0.0.1:{port}"  # default issuer http://HOST:PORT
+        assert (tmp_path / "d" / "hub.sqlite3").exists()  # embedded SQLite store in the data dir
+    finally:
+        output = stop(proc)
+    # uvicorn re-raises the SIGTERM it handled after a graceful shutdown
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in output
+
+
+def test_serve_with_no_flags_uses_the_documented_defaults(tmp_path: Path) -> None:
+    try:
+        httpx.get("http://127.0.0.1:8080/healthz", timeout=0.5)
+        pytest.skip("port 8080 is in use on this machine")
+    except httpx.HTTPError:
+        pass
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    proc = subprocess.Popen(
+        [SSF_HUB, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_healthy("http://127.0.0.1:8080", proc)
+        meta = httpx.get("http://127.0.0.1:8080/.well-known/ssf-configuration").json()
+        assert meta["issuer"] == "http://127.0.0.1:8080"
+        assert (tmp_path / ".ssf-hub" / "hub.sqlite3").exists()
+    finally:
+        stop(proc)
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    out = run("serve", "--data-dir", str(tmp_path), "--issuer", "ftp://nope")
+    assert out.returncode == 2
+    assert "issuer" in out.stderr and "Traceback" not in out.stderr
+    env_out = subprocess.run(
+        [SSF_HUB, "serve", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "SSF_HUB_PORT": "eighty"},
+    )
+    assert env_out.returncode == 2
+    assert "SSF_HUB_PORT" in env_out.stderr and "Traceback" not in env_out.stderr
+
+
+def test_settings_from_a_toml_file(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'port = {port}\ndefault_subjects = "ALL"\n')
+    proc, _ = start(tmp_path / "d", "--config", str(config))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        meta = httpx.get(f"http://127.0.0.1:{port}/.well-known/ssf-configuration").json()
+        assert meta["default_subjects"] == "ALL"
+    finally:
+        stop(proc)
+
+
+def test_token_is_accepted_by_the_hub(served: ServedHub) -> None:
+    token = served.token("agent-7", "ssf.manage")
+    assert token.count(".") == 2
+    r = httpx.post(served.url + "/ssf/stream", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201
+    assert r.json()["aud"] == "agent-7"
+
+
+def test_token_ttl_and_any_scope_string(tmp_path: Path) -> None:
+    out = run(
+        "token",
+        "--data-dir",
+        str(tmp_path / "new"),
+        "--sub",
+        "x",
+        "--scope",
+        "custom.scope ssf.read",
+        "--ttl",
+        "60",
+    )
+    assert out.returncode == 0, out.stderr
+    payload = out.stdout.strip().split(".")[1]
+    claims = json.loads(__import__("base64").urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["scope"] == "custom.scope ssf.read"
+    assert claims["exp"] - claims["iat"] == 60
+    assert {"iss", "sub", "aud", "iat", "exp", "jti", "scope"} <= set(claims)
+    assert (tmp_path / "new").is_dir()  # --data-dir created when missing
+
+
+def test_emit_prints_the_txn_and_queues_one_set_per_stream(served: ServedHub) -> None:
+    manage = {"Authorization": f"Bearer {served.token('agent-1', 'ssf.manage')}"}
+    body = {"events_requested": ["https://schemas.openid.net/secevent/caep/event-type/session-revoked"]}
+    stream = httpx.post(served.url + "/ssf/stream", json=body, headers=manage).json()
+    httpx.post(
+        served.url + "/ssf/subjects:add",
+        json={"stream_id": stream["stream_id"], "subject": json.loads(ALICE)},
+        headers=manage,
+    ).raise_for_status()
+    admin = served.token("secops", "ssf.admin")
+    out = run("emit", "--url", served.url, "--token", admin, "--event", "session-revoked", "--subject", ALICE)
+    assert out.returncode == 0, out.stderr
+    txn = out.stdout.strip()
+    assert txn and "\n" not in txn
+    polled = httpx.post(
+        stream["delivery"]["endpoint_url"], json={"returnImmediately": True}, headers=manage
+    ).json()
+    (token,) = polled["sets"].values()
+    payload = token.split(".")[1]
+    claims = json.loads(__import__("base64").urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["txn"] == txn
+
+    out = run(
+        "emit", "--url", served.url, "--token", admin, "--event",
+        "https://schemas.openid.net/secevent/caep/event-type/session-revoked",
+        "--subject", ALICE, "--claims", '{"initiating_entity": "admin"}', "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result) == {"txn", "sets"}
+    assert [s["stream_id"] for s in result["sets"]] == [stream["stream_id"]]
+
+
+def test_emit_refuses_an_event_missing_a_required_claim(served: ServedHub) -> None:
+    admin = served.token("secops", "ssf.admin")
+    out = run(
+        "emit", "--url", served.url, "--token", admin, "--event", "credential-change", "--subject", ALICE
+    )
+    assert out.returncode == 1
+    assert "400" in out.stderr and "credential_type" in out.stderr
+
+
+def test_emit_with_bad_json_or_token(served: ServedHub) -> None:
+    out = run("emit", "--url", served.url, "--token", "x", "--event", "session-revoked", "--subject", "{bad")
+    assert out.returncode == 2 and "--subject" in out.stderr
+    out = run("emit", "--url", served.url, "--token", "x", "--event", "session-revoked", "--subject", ALICE)
+    assert out.returncode == 1 and "401" in out.stderr
