@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from hub.access import Principal
+from hub.access import LOCAL_ISSUER, Principal
 from hub.core.model import AuditRecord, Status, Stream, SubjectEntry, SubjectMode
 from hub.core.status import StatusUpdate, must_announce
 from hub.core.streams import StreamPolicy, apply_update, new_stream, parse_receiver_fields
@@ -22,6 +22,14 @@ from hub.transmitter import Transmitter
 
 ACTIVITY_WRITE_INTERVAL = 60.0  # record poll activity at most this often (one write, not one per poll)
 STATE_MAX = 1024
+
+
+def owner_of(principal: Principal) -> str:
+    """Who owns a stream: the local token's ``sub``, or ``sub`` qualified by its issuer, so an
+    external issuer cannot mint a ``sub`` that takes over another receiver's streams."""
+    if principal.issuer == LOCAL_ISSUER:
+        return principal.sub
+    return f"{principal.sub}@{principal.issuer}"
 
 
 class StreamManagement:
@@ -49,14 +57,15 @@ class StreamManagement:
     # -- configuration endpoint (R-STREAM-5..13) ------------------------------------------------------
     async def create(self, principal: Principal, body: Any) -> Stream:
         fields = parse_receiver_fields(body)
-        if principal.sub in self.all_subjects_receivers:
+        owner = owner_of(principal)
+        if owner in self.all_subjects_receivers:
             mode = SubjectMode.ALL
         else:
             mode = self.default_subjects
         stream = new_stream(
             fields,
             stream_id=secrets.token_urlsafe(16),
-            owner=principal.sub,
+            owner=owner,
             iss=self.issuer,
             aud=principal.client_id or principal.sub,
             policy=self.policy,
@@ -65,21 +74,21 @@ class StreamManagement:
             now=self.clock(),
         )
         await self.store.create_stream(stream)
-        await self._audit("stream_created", stream.stream_id, {"owner": principal.sub})
+        await self._audit("stream_created", stream.stream_id, {"owner": owner})
         return stream
 
     async def get(self, principal: Principal, stream_id: Any, *, touch: bool = True) -> Stream:
         if not isinstance(stream_id, str) or not stream_id:
             raise InvalidRequest("stream_id is required")
         stream = await self.store.get_stream(stream_id)
-        if stream is None or stream.owner != principal.sub:
+        if stream is None or stream.owner != owner_of(principal):
             raise NotFound(f"no stream {stream_id} for this receiver")
         if touch:
             stream = await self.touch(stream)
         return stream
 
     async def list_streams(self, principal: Principal) -> list[Stream]:
-        return await self.store.list_streams(principal.sub)
+        return await self.store.list_streams(owner_of(principal))
 
     async def update(self, principal: Principal, body: Any, *, replace_all: bool) -> Stream:
         if not isinstance(body, dict):
@@ -99,7 +108,7 @@ class StreamManagement:
     async def delete(self, principal: Principal, stream_id: Any) -> None:
         stream = await self.get(principal, stream_id, touch=False)
         await self.store.delete_stream(stream.stream_id)  # its queued SETs go with it
-        await self._audit("stream_deleted", stream.stream_id, {"owner": principal.sub})
+        await self._audit("stream_deleted", stream.stream_id, {"owner": stream.owner})
 
     # -- status (R-STATUS-*) ------------------------------------------------------------------------
     async def set_status(self, stream: Stream, update: StatusUpdate, *, by_transmitter: bool) -> Stream:

@@ -67,6 +67,8 @@ class Transmitter:
         extra: Mapping[str, Any] | None = None,
     ) -> EmitResult:
         event_type = CATALOGUE.resolve(event)
+        if event_type.superseded_by:  # R-RISC-9: sessions-revoked goes out as CAEP session-revoked
+            event_type = CATALOGUE.resolve(event_type.superseded_by)
         if event_type.family == "ssf":
             raise InvalidEvent(
                 f"{event_type.name} events are stream-specific; use the verification or status API"

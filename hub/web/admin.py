@@ -9,10 +9,19 @@ from hub.access import SCOPE_ADMIN
 from hub.core.status import parse_status_update, status_object
 from hub.core.streams import stream_config
 from hub.errors import InvalidRequest, NotFound
+from hub.rotation import rotate_signing_keys
 from hub.web.context import hub_of
 from hub.web.http import authorize, json_response, read_json
 
 EMIT_FIELDS = {"event", "subject", "claims", "txn"}
+
+
+async def rotate_keys_endpoint(request: Request) -> Response:
+    """Rotate the SET signing key now; the old key stays published for the overlap period."""
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    await rotate_signing_keys(hub.keys, hub.settings, hub.transmitter.clock(), force=True)
+    return json_response({"active_kid": hub.keys.active.kid, "jwks": hub.keys.jwks()})
 
 
 async def emit_endpoint(request: Request) -> Response:

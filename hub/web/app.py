@@ -36,6 +36,7 @@ from hub.core.streams import StreamPolicy
 from hub.errors import HubError
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
+from hub.rotation import rotate_signing_keys
 from hub.store import Store, open_store
 from hub.transmitter import Transmitter
 from hub.wakeup import QueueSignal
@@ -77,6 +78,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route(
             prefix + ADMIN_PATH + "/streams/{stream_id}/errors", admin.stream_errors_endpoint, methods=["GET"]
         ),
+        Route(prefix + ADMIN_PATH + "/keys/rotate", admin.rotate_keys_endpoint, methods=["POST"]),
     ]
 
 
@@ -170,15 +172,7 @@ def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
     settings = ctx.settings
 
     async def rotate_keys() -> None:
-        now = clock()
-        ring = ctx.keys
-        changed = ring.prune(now)
-        if ring.needs_rotation(now, settings.key_rotation_days * 86400):
-            ring.rotate(now, settings.key_overlap_days * 86400)
-            changed = True
-        if changed:
-            await asyncio.to_thread(keyfiles.save_signing_keys, settings.data_dir, ring)
-            log.info("signing keys rotated; active kid %s", ring.active.kid)
+        await rotate_signing_keys(ctx.keys, settings, clock())
 
     async def pause_inactive() -> None:
         paused = await ctx.streams.pause_inactive()

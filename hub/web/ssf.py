@@ -5,6 +5,9 @@ Handlers only translate HTTP to :mod:`hub.management` / :mod:`hub.polling` calls
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -92,4 +95,25 @@ async def poll_endpoint(request: Request) -> Response:
     stream = await hub.streams.get(principal, stream_id)  # also restarts the inactivity timer
     if stream.delivery.method != POLL_METHOD:
         raise NotFound(f"stream {stream_id} is not a poll stream")
-    return json_response(await hub.polls.poll(stream, poll))
+    if poll.return_immediately or poll.max_events == 0:
+        return json_response(await hub.polls.poll(stream, poll))
+    # A long poll whose client went away stops waiting; nothing is lost, since SETs
+    # leave the queue only when acknowledged.
+    polling = asyncio.ensure_future(hub.polls.poll(stream, poll))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({polling, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (gone, polling):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if polling.cancelled():
+        return empty_response(204)  # nobody is listening any more
+    return json_response(polling.result())
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -107,3 +107,14 @@ async def test_emitted_sets_survive_a_restart(tmp_path) -> None:  # durably queu
     async with run_hub(tmp_path, port=hub.settings.port) as hub:
         (claims,) = await hub.poll_verified(s)
         assert claims["jti"] == item["jti"]
+
+
+async def test_deprecated_risc_sessions_revoked_goes_out_as_caep_session_revoked(
+    hub: RunningHub,
+) -> None:  # R-RISC-9
+    s = await hub.create_stream()
+    await hub.add_subject(s["stream_id"], ALICE)
+    r = await _post(hub, {"event": RISC + "sessions-revoked", "subject": ALICE})
+    assert r.status_code == 200 and len(r.json()["sets"]) == 1
+    (claims,) = await hub.poll_verified(s)
+    assert list(claims["events"]) == [CAEP + "session-revoked"]

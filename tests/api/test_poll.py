@@ -193,3 +193,14 @@ async def test_each_stream_has_its_own_queue(hub: RunningHub) -> None:
     assert cb["jti"] == by_stream[b["stream_id"]]
     assert ca["txn"] == cb["txn"] == emitted["txn"]  # R-SET-5
     assert next(iter(ca["events"])) == CAEP + "session-revoked"
+
+
+async def test_a_long_poll_abandoned_by_its_client_loses_nothing(hub: RunningHub) -> None:
+    s = await _stream(hub)
+    waiting = asyncio.create_task(hub.poll(s, returnImmediately=False))
+    await asyncio.sleep(0.2)
+    waiting.cancel()  # the client hangs up mid-poll
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    jtis = await _emit_n(hub, 1)
+    assert list((await hub.poll(s, returnImmediately=False))["sets"]) == jtis

@@ -109,7 +109,9 @@ async def run_hub(data_dir: Path, **overrides: Any) -> AsyncIterator[RunningHub]
     settings = load_settings(environ={}, overrides=values)
     app = create_app(settings)
     port = settings.port
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
