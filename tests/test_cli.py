@@ -226,3 +226,37 @@ def test_emit_with_bad_json_or_token(served: ServedHub) -> None:
     assert out.returncode == 2 and "--subject" in out.stderr
     out = run("emit", "--url", served.url, "--token", "x", "--event", "session-revoked", "--subject", ALICE)
     assert out.returncode == 1 and "401" in out.stderr
+
+
+@pytest.mark.slow
+def test_an_emitted_set_survives_kill_9(tmp_path: Path) -> None:  # DESIGN.md: 200 means durably queued
+    port = free_port()
+    data_dir = tmp_path / "data"
+    proc, _ = start(data_dir, "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    hub = ServedHub(url, data_dir, proc)
+    try:
+        wait_healthy(url, proc)
+        manage = {"Authorization": f"Bearer {hub.token('agent-1', 'ssf.manage')}"}
+        body = {"events_requested": ["https://schemas.openid.net/secevent/caep/event-type/session-revoked"]}
+        stream = httpx.post(url + "/ssf/stream", json=body, headers=manage).json()
+        subject = {"stream_id": stream["stream_id"], "subject": json.loads(ALICE)}
+        httpx.post(url + "/ssf/subjects:add", json=subject, headers=manage).raise_for_status()
+        admin = hub.token("secops", "ssf.admin")
+        out = run(
+            "emit", "--url", url, "--token", admin, "--event", "session-revoked", "--subject", ALICE, "--json"
+        )
+        assert out.returncode == 0, out.stderr
+        (queued,) = json.loads(out.stdout)["sets"]
+    finally:
+        proc.kill()  # SIGKILL: no shutdown hooks, no flush
+        proc.communicate()
+    proc, _ = start(data_dir, "--port", str(port))
+    try:
+        wait_healthy(url, proc)
+        polled = httpx.post(
+            stream["delivery"]["endpoint_url"], json={"returnImmediately": True}, headers=manage
+        )
+        assert list(polled.json()["sets"]) == [queued["jti"]]
+    finally:
+        stop(proc)

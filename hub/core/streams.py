@@ -84,8 +84,13 @@ def _parse_delivery(raw: Any) -> Delivery:
     if url is not None and not isinstance(url, str):
         raise InvalidRequest("delivery.endpoint_url must be a string")
     auth = raw.get("authorization_header")
-    if auth is not None and (not isinstance(auth, str) or len(auth) > AUTH_HEADER_MAX or "\n" in auth):
-        raise InvalidRequest("delivery.authorization_header must be a single-line string")
+    if auth is not None and (
+        not isinstance(auth, str)
+        or len(auth) > AUTH_HEADER_MAX
+        or any(ord(c) < 32 or ord(c) == 127 for c in auth)
+    ):
+        # It is sent verbatim as a header (R-PUSH-1): no control characters, no header injection.
+        raise InvalidRequest("delivery.authorization_header must be a printable single-line string")
     return Delivery(method=method, endpoint_url=url, authorization_header=auth)
 
 
@@ -225,8 +230,7 @@ def stream_config(stream: Stream, supported_events: Collection[str]) -> dict[str
         out["events_requested"] = list(stream.events_requested)
     if stream.description is not None:
         out["description"] = stream.description
-    if stream.min_verification_interval:
-        out["min_verification_interval"] = stream.min_verification_interval
+    out["min_verification_interval"] = stream.min_verification_interval
     if stream.inactivity_timeout is not None:
         out["inactivity_timeout"] = stream.inactivity_timeout
     return out

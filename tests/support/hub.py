@@ -81,10 +81,15 @@ class RunningHub:
         return data
 
     async def poll(self, stream: Mapping[str, Any], sub: str = "receiver-1", **body: Any) -> dict[str, Any]:
+        """Poll a stream; every SET received is verified against the served JWKS."""
         body.setdefault("returnImmediately", True)
         r = await self.client.post(stream["delivery"]["endpoint_url"], json=body, headers=self.auth(sub))
         assert r.status_code == 200, r.text
         data: dict[str, Any] = r.json()
+        if data["sets"]:
+            jwks = await self.jwks()
+            for jti, token in data["sets"].items():
+                assert verify_set(token, jwks, iss=self.issuer, aud=stream["aud"])["jti"] == jti
         return data
 
     async def poll_verified(

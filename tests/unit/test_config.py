@@ -149,7 +149,7 @@ def test_a_bad_environment_value_names_the_variable(env: dict[str, str], origin:
 
 
 def test_a_bad_flag_value_names_the_flag() -> None:
-    with pytest.raises(ConfigError, match="--port.*port"):
+    with pytest.raises(ConfigError, match=r"--port.*port"):
         load(port="http")
     with pytest.raises(ConfigError, match="--port: setting port=0"):
         load(port=0)
@@ -183,7 +183,7 @@ def test_the_default_max_events_must_not_exceed_the_limit() -> None:
 
 
 def test_unknown_toml_keys_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown setting.*prot"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*prot"):
         load("prot = 9000\n", tmp=tmp_path)
 
 
@@ -238,7 +238,7 @@ jwks_uri = "https://third.example.net/jwks"
         'external_issuers = "https://idp.example.com"\n',
         '[[external_issuers]]\nissuer = "https://idp.example.com"\n',
         '[[external_issuers]]\njwks_uri = "https://idp.example.com/jwks"\n',
-        '[[external_issuers]]\nissuer = "https://i.example"\njwks_uri = "https://i.example/j"\naudience = 5\n',
+        '[[external_issuers]]\nissuer = "https://i.x"\njwks_uri = "https://i.x/j"\naudience = 5\n',
     ],
 )
 def test_malformed_external_issuers_are_refused(tmp_path: Path, toml: str) -> None:

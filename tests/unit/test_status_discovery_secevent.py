@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hub.core.discovery import WELL_KNOWN, metadata, well_known_path
+from hub.core.discovery import metadata, well_known_path
 from hub.core.events import CAEP_BASE
 from hub.core.model import POLL_METHOD, PUSH_METHOD, Delivery, Status, Stream
 from hub.core.secevent import build_set_claims, check_set_claims

@@ -114,7 +114,7 @@ def test_description_is_truncated_to_description_max() -> None:  # R-STREAM-3: T
         ({}, "method"),
         ({"method": ""}, "method"),
         ({"method": 8936}, "method"),
-        (push(url=["https://a.example"]), "endpoint_url"),
+        ({"method": PUSH_METHOD, "endpoint_url": ["https://a.example"]}, "endpoint_url"),
         (push(authorization_header=123), "authorization_header"),
         (push(authorization_header="Bearer a\nX-Injected: 1"), "authorization_header"),
         (push(authorization_header="x" * (AUTH_HEADER_MAX + 1)), "authorization_header"),
@@ -187,7 +187,7 @@ def test_an_unknown_delivery_method_is_refused() -> None:
 
 
 def test_push_needs_an_endpoint_url() -> None:  # R-STREAM-3: R supplies endpoint_url for push
-    with pytest.raises(InvalidRequest, match="needs delivery.endpoint_url"):
+    with pytest.raises(InvalidRequest, match=r"needs delivery\.endpoint_url"):
         create({"delivery": {"method": PUSH_METHOD}})
 
 
@@ -335,6 +335,7 @@ def test_an_update_truncates_the_description(stream: Stream) -> None:
 
 
 def test_stream_config_of_a_minimal_stream_has_only_the_required_fields() -> None:
+    # min_verification_interval is always stated, 0 included, so a receiver can echo it back.
     minimal = replace(create({}), min_verification_interval=0)
     config = stream_config(minimal, POLICY.supported_events)
     assert config == {
@@ -344,6 +345,7 @@ def test_stream_config_of_a_minimal_stream_has_only_the_required_fields() -> Non
         "delivery": {"method": POLL_METHOD, "endpoint_url": poll_url("s1")},
         "events_supported": [REVOKED, CRED_CHANGE, DISABLED],
         "events_delivered": [],  # REQUIRED even when empty
+        "min_verification_interval": 0,
     }
 
 
