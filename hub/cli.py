@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("--txn", default=None, help="transaction id to use (default: a new one)")
     emit.add_argument("--json", action="store_true", help='print {"txn", "sets": [{"stream_id","jti"}]}')
     emit.set_defaults(func=_emit)
+
+    trace = sub.add_parser("trace", help="where a SET went: by jti, or every SET of a txn")
+    trace.add_argument("ident", metavar="JTI", help="a SET's jti or an emit's txn")
+    streams = sub.add_parser("streams", help="every stream: status, queue depth, push health")
+    for admin_cmd, func in ((trace, _trace), (streams, _streams)):
+        admin_cmd.add_argument("--url", required=True, help="the hub's base (issuer) URL")
+        admin_cmd.add_argument("--token", required=True, help="an access token with ssf.admin")
+        admin_cmd.add_argument("--json", action="store_true", help="print the admin API's JSON")
+        admin_cmd.set_defaults(func=func)
     return parser
 
 
@@ -147,6 +156,77 @@ def _emit(args: argparse.Namespace) -> int:
         print(json.dumps({"txn": data["txn"], "sets": data["sets"]}))
     else:
         print(data["txn"])
+    return 0
+
+
+def _admin_get(args: argparse.Namespace, path: str) -> Any:
+    url = args.url.rstrip("/") + path
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise _CommandFailed(f"cannot reach {url}: {exc}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code != 200:
+        err = data.get("err", "error") if isinstance(data, dict) else "error"
+        desc = data.get("description", "") if isinstance(data, dict) else response.text[:200]
+        raise _CommandFailed(f"{response.status_code} {err}: {desc}")
+    return data
+
+
+class _CommandFailed(Exception):
+    pass
+
+
+def _when(at: float | None) -> str:
+    return (
+        "-"
+        if at is None
+        else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    )
+
+
+def _trace(args: argparse.Namespace) -> int:
+    try:
+        data = _admin_get(args, f"/ssf/admin/trace/{args.ident}")
+    except _CommandFailed as exc:
+        print(f"ssf-hub trace: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for item in data["sets"]:
+        print(f"stream {item['stream_id']}  jti {item['jti']}  txn {item['txn'] or '-'}")
+        print(f"  event   {item['event_type']}")
+        print(f"  queued  {_when(item['queued_at'])}   state {item['state']}   done {_when(item['done_at'])}")
+        for n, a in enumerate(item["attempts"], 1):
+            result = a["status"] if a["status"] is not None else a["error"]
+            print(f"  #{n:<3} {_when(a['at'])}  {a['outcome']:<10} {result}  {a['latency_ms']:.1f} ms")
+        if item["last_error"] and item["state"] == "pending":
+            print(f"  last error: {item['last_error']}")
+    return 0
+
+
+def _streams(args: argparse.Namespace) -> int:
+    try:
+        data = _admin_get(args, "/ssf/admin/streams")
+    except _CommandFailed as exc:
+        print(f"ssf-hub streams: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    row = "{:<24} {:<16} {:<6} {:<9} {:>6} {:>8}  {}"
+    print(row.format("STREAM", "OWNER", "METHOD", "STATUS", "QUEUED", "OLDEST", "LAST SUCCESS / LAST ERROR"))
+    for s in data:
+        method = "push" if s["delivery"]["method"].endswith("8935") else "poll"
+        age = "-" if s["oldest_undelivered_age"] is None else f"{s['oldest_undelivered_age']:.0f}s"
+        note = _when(s["last_success_at"]) if s["last_success_at"] else "-"
+        if s["last_error"]:
+            note += f" / {s['last_error']}"
+        print(row.format(s["stream_id"], s["owner"][:16], method, s["status"], s["queued"], age, note))
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub.core.addresses import AddressPolicy
+from hub.core.retry import RetrySchedule
 from hub.errors import ConfigError
 
 ENV_PREFIX = "SSF_HUB_"
@@ -32,6 +34,9 @@ MIN_VERIFICATION_INTERVAL = 5  # seconds between verification requests per strea
 KEY_ROTATION_DAYS = 30.0
 KEY_OVERLAP_DAYS = 7.0  # an old key stays in the JWKS this long so queued SETs still verify
 EXTERNAL_TOKEN_LEEWAY = 30  # seconds of clock skew allowed for external OAuth issuers
+PUSH_TIMEOUT = 10.0  # seconds per push attempt (Standard Webhooks suggests 15-30; SETs are tiny)
+PUSH_PAUSE_AFTER = 86400.0  # failing this long after a SET exhausted its retries: pause the stream
+RETENTION_DAYS = 14.0  # delivered SETs and their attempts stay traceable this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,15 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     token_leeway: int = EXTERNAL_TOKEN_LEEWAY
     external_issuers: tuple[ExternalIssuerSettings, ...] = ()
+    push_timeout: float = PUSH_TIMEOUT
+    push_retry_schedule: str = ""  # comma-separated delays in seconds; empty = the built-in schedule
+    push_retry_jitter: float = 0.2
+    push_pause_after: float = PUSH_PAUSE_AFTER
+    push_endpoint_concurrency: int = 10
+    push_endpoint_rate: float = 1000.0  # SETs/s to one endpoint_url; 0 = no cap
+    push_max_in_flight: int = 200
+    push_allow_cidrs: tuple[str, ...] = ()  # on-premises ranges push may reach (e.g. 10.20.0.0/16)
+    retention_days: float = RETENTION_DAYS
     log_level: str = "info"
     access_log: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -129,7 +143,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:  # noqa: C901 - one bran
     try:
         if name == "external_issuers":
             return _coerce_issuers(value)
-        if name == "all_subjects_receivers":
+        if name in ("all_subjects_receivers", "push_allow_cidrs"):
             if isinstance(value, str):
                 return tuple(v for v in (p.strip() for p in value.split(",")) if v)
             return tuple(str(v) for v in value)
@@ -219,5 +233,31 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("sqlite_synchronous", "must be FULL, EXTRA or NORMAL")
     if s.token_leeway < 0 or s.token_leeway > 600:
         raise bad("token_leeway", "must be between 0 and 600 seconds")
+    if not 0.1 <= s.push_timeout <= 120:
+        raise bad("push_timeout", "must be between 0.1 and 120 seconds")
+    try:
+        push_schedule(s)
+    except ValueError as exc:
+        raise bad("push_retry_schedule", str(exc)) from None
+    if s.push_pause_after < 0:
+        raise bad("push_pause_after", "must be >= 0 seconds")
+    if s.push_endpoint_concurrency < 1 or s.push_max_in_flight < 1:
+        raise bad("push_endpoint_concurrency", "concurrency caps must be >= 1")
+    if s.push_endpoint_rate < 0:
+        raise bad("push_endpoint_rate", "must be >= 0 (0 = no cap)")
+    try:
+        AddressPolicy.from_strings(s.allow_private_endpoints, s.push_allow_cidrs)
+    except ValueError as exc:
+        raise bad("push_allow_cidrs", str(exc)) from None
+    if s.retention_days <= 0:
+        raise bad("retention_days", "must be > 0")
     if s.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
         raise bad("log_level", "must be one of critical, error, warning, info, debug")
+
+
+def push_schedule(settings: Settings) -> RetrySchedule:
+    """The retry schedule the settings describe (the built-in one unless overridden)."""
+    if settings.push_retry_schedule.strip():
+        base = RetrySchedule.parse(settings.push_retry_schedule)
+        return RetrySchedule(base.delays, jitter=settings.push_retry_jitter)
+    return RetrySchedule(jitter=settings.push_retry_jitter)

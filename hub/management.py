@@ -12,11 +12,12 @@ from dataclasses import replace
 from typing import Any
 
 from hub.access import LOCAL_ISSUER, Principal
-from hub.core.model import AuditRecord, Status, Stream, SubjectEntry, SubjectMode
+from hub.core.model import PUSH_METHOD, AuditRecord, Status, Stream, SubjectEntry, SubjectMode
 from hub.core.status import StatusUpdate, must_announce
 from hub.core.streams import StreamPolicy, apply_update, new_stream, parse_receiver_fields
 from hub.core.subjects import index_keys, subject_key, validate_subject
 from hub.errors import InvalidEvent, InvalidRequest, NotFound
+from hub.push.egress import EndpointGuard
 from hub.store.base import Store
 from hub.transmitter import Transmitter
 
@@ -43,8 +44,10 @@ class StreamManagement:
         poll_url: Callable[[str], str],
         default_subjects: SubjectMode,
         all_subjects_receivers: frozenset[str] = frozenset(),
+        endpoint_guard: EndpointGuard | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.endpoint_guard = endpoint_guard
         self.store = store
         self.transmitter = transmitter
         self.issuer = issuer
@@ -73,6 +76,7 @@ class StreamManagement:
             poll_url=self.poll_url,
             now=self.clock(),
         )
+        await self._check_endpoint(stream)
         await self.store.create_stream(stream)
         await self._audit("stream_created", stream.stream_id, {"owner": owner})
         return stream
@@ -102,8 +106,16 @@ class StreamManagement:
             poll_url=self.poll_url,
             now=self.clock(),
         )
+        if updated.delivery != stream.delivery:
+            await self._check_endpoint(updated)
         await self.store.save_stream(updated)
         return updated
+
+    async def _check_endpoint(self, stream: Stream) -> None:
+        """Refuse push endpoints that resolve to blocked addresses (checked again per attempt)."""
+        url = stream.delivery.endpoint_url
+        if stream.delivery.method == PUSH_METHOD and url and self.endpoint_guard is not None:
+            await self.endpoint_guard.pin(url)
 
     async def delete(self, principal: Principal, stream_id: Any) -> None:
         stream = await self.get(principal, stream_id, touch=False)
@@ -123,10 +135,17 @@ class StreamManagement:
         await self.store.save_stream(stream)
         if update.status is Status.DISABLED and old is not Status.DISABLED:
             # R-STATUS-6: a disabled stream keeps nothing for later.
-            dropped = await self.store.purge_pending(stream.stream_id, keep_control=announce)
+            dropped = await self.store.purge_pending(stream.stream_id, at=now, keep_control=announce)
             await self._audit("events_dropped", stream.stream_id, {"count": dropped, "reason": "disabled"})
         if announce and update.status is Status.ENABLED:
             await self.transmitter.announce_status(stream, update.status, update.reason)
+        if update.status is Status.ENABLED and old is not Status.ENABLED:
+            # Held SETs go out now, in order; a retry backoff from before the pause is forgotten.
+            await self.store.reschedule_pending(stream.stream_id, next_attempt_at=0.0)
+            health = await self.store.get_health(stream.stream_id)
+            await self.store.save_health(
+                stream.stream_id, replace(health, failing_since=None, consecutive_failures=0)
+            )
         if update.status is Status.ENABLED:
             self.transmitter.signal.notify([stream.stream_id])  # held SETs are deliverable again
         await self._audit(
@@ -139,6 +158,14 @@ class StreamManagement:
             },
         )
         return stream
+
+    async def pause_failing(self, stream: Stream, reason: str) -> None:
+        """Push kept failing past the window: hold events (paused, not disabled), say so first."""
+        current = await self.store.get_stream(stream.stream_id)
+        if current is not None and current.status is Status.ENABLED:
+            await self.set_status(
+                current, StatusUpdate(stream.stream_id, Status.PAUSED, reason[:200]), by_transmitter=True
+            )
 
     # -- subjects (R-SUBJ-*) ------------------------------------------------------------------------
     async def add_subject(self, principal: Principal, body: Any) -> None:

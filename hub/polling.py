@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hub.core.model import Status, Stream
+from hub.core.model import DeliveryState, Status, Stream
 from hub.core.poll import PollRequest, poll_response
 from hub.store.base import Store
 from hub.wakeup import QueueSignal, wait_for
@@ -32,12 +32,13 @@ class PollDelivery:
 
     async def poll(self, stream: Stream, request: PollRequest) -> dict[str, Any]:
         sid = stream.stream_id
+        now = self.wall_clock()
         if request.ack:
-            await self.store.remove_pending(sid, request.ack)
+            await self.store.complete(sid, request.ack, at=now)
         if request.set_errs:
             # R-POLL-5: a SET reported in setErrs has been received; it leaves the queue.
-            await self.store.record_set_errors(sid, request.set_errs, self.wall_clock())
-            await self.store.remove_pending(sid, request.set_errs.keys())
+            await self.store.record_set_errors(sid, request.set_errs, now)
+            await self.store.complete(sid, request.set_errs.keys(), at=now, state=DeliveryState.FAILED)
         if request.max_events == 0:
             return poll_response([], False)
         # R-STATUS-5/6 + R-STATUS-9: a paused or disabled stream answers 200 with its held

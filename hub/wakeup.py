@@ -8,12 +8,17 @@ backend (issue #6) carries the same notification across replicas with pub/sub.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class QueueSignal:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(stream_id)`` whenever a stream gets work (the push dispatcher)."""
+        self._listeners.append(listener)
 
     def waiter(self, stream_id: str) -> asyncio.Event:
         event = self._events.get(stream_id)
@@ -26,6 +31,8 @@ class QueueSignal:
             event = self._events.pop(stream_id, None)
             if event is not None:
                 event.set()
+            for listener in self._listeners:
+                listener(stream_id)
 
     @property
     def waiting_streams(self) -> int:

@@ -84,12 +84,22 @@ class Stream:
         return cls(**values)
 
 
+class DeliveryState(enum.StrEnum):
+    """Where a queued SET is: waiting, or finished one of three ways."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"  # pushed with a 2xx, or acknowledged by a poll (ack or setErrs)
+    FAILED = "failed"  # the receiver refused it for good (RFC 8935 400 with a registered err)
+    DROPPED = "dropped"  # the stream was disabled while it waited
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedSet:
     """A signed SET waiting on one stream until it is acknowledged.
 
     ``control`` marks stream-updated SETs: R-STATUS-7 says they go out *before* the
-    stream stops, so they are deliverable while the stream is paused.
+    stream stops, so they are deliverable while the stream is paused. ``attempts`` and
+    ``next_attempt_at`` belong to push delivery (retries resend this same SET).
     """
 
     stream_id: str
@@ -99,6 +109,42 @@ class QueuedSet:
     txn: str | None = None
     control: bool = False
     queued_at: float = 0.0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One push attempt of one SET, for the delivery trace."""
+
+    stream_id: str
+    jti: str
+    at: float
+    outcome: str  # an OutcomeKind value
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SetTrace:
+    """Everything the hub knows about one SET it issued."""
+
+    stream_id: str
+    jti: str
+    txn: str | None
+    event_type: str
+    state: DeliveryState
+    queued_at: float
+    done_at: float | None
+    attempts: tuple[Attempt, ...] = ()
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    depth: int
+    oldest_queued_at: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from hub.core.model import AuditRecord, QueuedSet, Stream, SubjectEntry
+from hub.core.health import DeliveryHealth
+from hub.core.model import (
+    Attempt,
+    AuditRecord,
+    DeliveryState,
+    QueuedSet,
+    QueueStats,
+    SetTrace,
+    Stream,
+    SubjectEntry,
+)
 
 
 @runtime_checkable
@@ -73,13 +83,58 @@ class Store(Protocol):
 
     async def count_pending(self, stream_id: str, *, control_only: bool = False) -> int: ...
 
-    async def remove_pending(self, stream_id: str, jtis: Iterable[str]) -> int:
-        """Remove acknowledged SETs; unknown ``jti`` values are ignored. Returns the count removed."""
+    async def complete(
+        self,
+        stream_id: str,
+        jtis: Iterable[str],
+        *,
+        at: float,
+        state: DeliveryState = DeliveryState.DELIVERED,
+        attempts: Sequence[Attempt] = (),
+    ) -> int:
+        """Take pending SETs off the queue as ``state``, logging the push ``attempts`` that
+        finished them in the same transaction; unknown or finished ``jti``s are ignored.
+        Returns how many left the queue."""
         ...
 
-    async def purge_pending(self, stream_id: str, *, keep_control: bool = True) -> int:
+    async def reschedule_pending(self, stream_id: str, *, next_attempt_at: float) -> int:
+        """Make a stream's pending SETs due at ``next_attempt_at`` (a stream enabled again)."""
+        ...
+
+    async def purge_pending(self, stream_id: str, *, at: float, keep_control: bool = True) -> int:
         """Drop a stream's queued SETs (stream disabled); returns how many were dropped."""
         ...
+
+    async def streams_with_pending(self) -> list[str]:
+        """Ids of the streams with at least one pending SET."""
+        ...
+
+    async def queue_stats(self, stream_id: str) -> QueueStats: ...
+
+    async def delete_finished(self, before: float) -> int:
+        """Forget SETs that left the queue before ``before`` (retention); returns the count."""
+        ...
+
+    # -- push delivery -------------------------------------------------------------------------
+    async def record_attempt(
+        self, attempt: Attempt, *, next_attempt_at: float, last_error: str | None
+    ) -> None:
+        """Log a push attempt and schedule the SET's next one (it stays pending)."""
+        ...
+
+    async def trace(self, ident: str) -> list[SetTrace]:
+        """The SETs whose ``jti`` or ``txn`` is ``ident``, with every push attempt, oldest first."""
+        ...
+
+    async def get_health(self, stream_id: str) -> DeliveryHealth: ...
+
+    async def save_health(self, stream_id: str, health: DeliveryHealth) -> None: ...
+
+    async def acquire_lease(self, name: str, holder: str, *, now: float, ttl: float) -> bool:
+        """Take or renew the named lease for ``holder``; False while someone else holds it."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None: ...
 
     # -- records -------------------------------------------------------------------------------
     async def record_set_errors(

@@ -47,20 +47,74 @@ async def emit_endpoint(request: Request) -> Response:
 
 
 async def streams_endpoint(request: Request) -> Response:
-    """Every stream with its owner, status and queue depth."""
+    """Every stream with its owner, status, queue depth, oldest undelivered age and push health."""
     hub = hub_of(request)
     await authorize(request, SCOPE_ADMIN)
+    now = hub.transmitter.clock()
     out = []
     for stream in await hub.store.list_streams():
         config = stream_config(stream, hub.policy.supported_events)
+        stats = await hub.store.queue_stats(stream.stream_id)
+        health = await hub.store.get_health(stream.stream_id)
+        config.pop("events_supported")  # the same for every stream; noise here
+        config["delivery"].pop("authorization_header", None)  # the receiver's secret
         config.update(
             owner=stream.owner,
             status=stream.status.value,
+            status_reason=stream.status_reason,
             subject_mode=stream.subject_mode.value,
-            queued=await hub.store.count_pending(stream.stream_id),
+            queued=stats.depth,
+            oldest_undelivered_age=None
+            if stats.oldest_queued_at is None
+            else round(now - stats.oldest_queued_at, 3),
+            last_success_at=health.last_success_at,
+            last_error=health.last_error,
+            last_error_at=health.last_error_at,
+            credentials_failing=health.auth_failing,
+            failing_since=health.failing_since,
         )
         out.append(config)
     return json_response(out)
+
+
+async def trace_endpoint(request: Request) -> Response:
+    """Where a SET went: by its ``jti``, or every SET of a ``txn``; each attempt and the final state."""
+    hub = hub_of(request)
+    await authorize(request, SCOPE_ADMIN)
+    ident = request.path_params["ident"]
+    traces = await hub.store.trace(ident)
+    if not traces:
+        raise NotFound(
+            f"no SET with jti or txn {ident} (finished SETs are kept {hub.settings.retention_days:g} days)"
+        )
+    return json_response(
+        {
+            "id": ident,
+            "sets": [
+                {
+                    "stream_id": t.stream_id,
+                    "jti": t.jti,
+                    "txn": t.txn,
+                    "event_type": t.event_type,
+                    "state": t.state.value,
+                    "queued_at": t.queued_at,
+                    "done_at": t.done_at,
+                    "last_error": t.last_error,
+                    "attempts": [
+                        {
+                            "at": a.at,
+                            "outcome": a.outcome,
+                            "status": a.status,
+                            "error": a.error,
+                            "latency_ms": a.latency_ms,
+                        }
+                        for a in t.attempts
+                    ],
+                }
+                for t in traces
+            ],
+        }
+    )
 
 
 async def stream_status_endpoint(request: Request) -> Response:

@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from hub import keys as keyfiles
 from hub.access import ExternalIssuer, TokenValidator
-from hub.config import Settings
+from hub.config import Settings, push_schedule
+from hub.core.addresses import AddressPolicy
 from hub.core.discovery import (
     ADD_SUBJECT_PATH,
     ADMIN_PATH,
@@ -31,11 +32,14 @@ from hub.core.discovery import (
     well_known_path,
 )
 from hub.core.events import CATALOGUE
-from hub.core.model import POLL_METHOD, SubjectMode
+from hub.core.model import POLL_METHOD, PUSH_METHOD, SubjectMode
 from hub.core.streams import StreamPolicy
 from hub.errors import HubError
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
+from hub.push.dispatcher import PushDispatcher, PushPolicy
+from hub.push.egress import EndpointGuard, Resolver, system_resolver
+from hub.push.sender import PushSender
 from hub.rotation import rotate_signing_keys
 from hub.store import Store, open_store
 from hub.transmitter import Transmitter
@@ -48,6 +52,7 @@ log = logging.getLogger("hub")
 
 KEY_CHECK_SECONDS = 3600  # how often the rotation job looks at the key ages
 INACTIVITY_CHECK_SECONDS = 60
+RETENTION_CHECK_SECONDS = 3600
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -79,6 +84,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
             prefix + ADMIN_PATH + "/streams/{stream_id}/errors", admin.stream_errors_endpoint, methods=["GET"]
         ),
         Route(prefix + ADMIN_PATH + "/keys/rotate", admin.rotate_keys_endpoint, methods=["POST"]),
+        Route(prefix + ADMIN_PATH + "/trace/{ident}", admin.trace_endpoint, methods=["GET"]),
     ]
 
 
@@ -87,15 +93,19 @@ def create_app(
     *,
     store: Store | None = None,
     http_client: httpx.AsyncClient | None = None,
+    push_client: httpx.AsyncClient | None = None,
+    resolver: Resolver = system_resolver,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """Build the hub. ``store`` and ``http_client`` may be injected by tests."""
+    """Build the hub. The store, HTTP clients and DNS resolver may be injected by tests."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            ctx = await _build_context(settings, store, http_client, clock, stack)
+            ctx = await _build_context(settings, store, http_client, push_client, resolver, clock, stack)
             app.state.hub = ctx
+            await ctx.push.start()
+            stack.push_async_callback(ctx.push.stop)
             scheduler = _start_scheduler(ctx, clock)
             stack.callback(scheduler.shutdown, wait=False)
             log.info("ssf-hub ready: issuer %s, store %s", settings.issuer_url, settings.store)
@@ -117,6 +127,8 @@ async def _build_context(
     settings: Settings,
     store: Store | None,
     http_client: httpx.AsyncClient | None,
+    push_client: httpx.AsyncClient | None,
+    resolver: Resolver,
     clock: Callable[[], float],
     stack: contextlib.AsyncExitStack,
 ) -> HubContext:
@@ -147,11 +159,20 @@ async def _build_context(
     signal = QueueSignal()
     policy = StreamPolicy(
         supported_events=CATALOGUE.deliverable_uris(),
-        delivery_methods=(POLL_METHOD,),
+        delivery_methods=(POLL_METHOD, PUSH_METHOD),
         min_verification_interval=settings.min_verification_interval,
         inactivity_timeout=settings.inactivity_timeout,
     )
     issuer = settings.issuer_url
+    guard = EndpointGuard(
+        AddressPolicy.from_strings(settings.allow_private_endpoints, settings.push_allow_cidrs), resolver
+    )
+    if push_client is None:
+        push_client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.push_max_in_flight, max_keepalive_connections=100),
+        )
+        stack.push_async_callback(push_client.aclose)
     transmitter = Transmitter(store, ring, signal, clock=clock)
     streams = StreamManagement(
         store,
@@ -161,10 +182,26 @@ async def _build_context(
         poll_url=lambda sid: f"{issuer}{POLL_PATH}/{sid}",
         default_subjects=SubjectMode(settings.default_subjects),
         all_subjects_receivers=frozenset(settings.all_subjects_receivers),
+        endpoint_guard=guard,
         clock=clock,
     )
     polls = PollDelivery(store, signal, long_poll_seconds=settings.long_poll_seconds)
-    return HubContext(settings, store, ring, tokens, transmitter, streams, polls, policy)
+    push = PushDispatcher(
+        store,
+        PushSender(push_client, guard, timeout=settings.push_timeout),
+        policy=PushPolicy(
+            schedule=push_schedule(settings),
+            pause_after=settings.push_pause_after,
+            endpoint_concurrency=settings.push_endpoint_concurrency,
+            endpoint_rate=settings.push_endpoint_rate,
+            endpoint_burst=max(settings.push_endpoint_rate, 1.0),
+            max_in_flight=settings.push_max_in_flight,
+        ),
+        pause=streams.pause_failing,
+        clock=clock,
+    )
+    signal.subscribe(push.wake)
+    return HubContext(settings, store, ring, tokens, transmitter, streams, polls, policy, push)
 
 
 def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
@@ -179,7 +216,13 @@ def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
         if paused:
             log.info("paused %d inactive stream(s)", len(paused))
 
+    async def forget_old_sets() -> None:
+        await ctx.store.delete_finished(clock() - settings.retention_days * 86400)
+
     scheduler.add_job(rotate_keys, "interval", seconds=KEY_CHECK_SECONDS, id="rotate_keys", coalesce=True)
+    scheduler.add_job(
+        forget_old_sets, "interval", seconds=RETENTION_CHECK_SECONDS, id="retention", coalesce=True
+    )
     if settings.inactivity_timeout:
         scheduler.add_job(
             pause_inactive, "interval", seconds=INACTIVITY_CHECK_SECONDS, id="inactivity", coalesce=True

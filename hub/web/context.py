@@ -12,6 +12,7 @@ from hub.core.streams import StreamPolicy
 from hub.keys import SigningKeyRing
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
+from hub.push.dispatcher import PushDispatcher
 from hub.store.base import Store
 from hub.transmitter import Transmitter
 
@@ -26,6 +27,7 @@ class HubContext:
     streams: StreamManagement
     polls: PollDelivery
     policy: StreamPolicy
+    push: PushDispatcher
 
 
 def hub_of(request: Request) -> HubContext:

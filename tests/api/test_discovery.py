@@ -14,7 +14,7 @@ async def test_metadata_lists_every_endpoint_under_the_issuer(hub: RunningHub) -
     meta = r.json()
     assert meta["issuer"] == hub.issuer == hub.base_url
     assert meta["spec_version"] == "1_0"
-    assert meta["delivery_methods_supported"] == ["urn:ietf:rfc:8936"]
+    assert meta["delivery_methods_supported"] == ["urn:ietf:rfc:8936", "urn:ietf:rfc:8935"]
     assert {"spec_urn": "urn:ietf:rfc:6749"} in meta["authorization_schemes"]
     assert meta["default_subjects"] == "NONE"
     for name in (

@@ -178,7 +178,8 @@ async def test_deleting_a_stream_drops_its_queue(hub: RunningHub) -> None:  # DE
         b'{"delivery": "poll"}',
         b'{"delivery": {"method": 7}}',
         b'{"delivery": {"method": "urn:example:carrier-pigeon"}}',
-        b'{"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "https://r.example/push"}}',
+        b'{"delivery": {"method": "urn:ietf:rfc:8935"}}',
+        b'{"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "ftp://r.example/push"}}',
         b"",
     ],
 )

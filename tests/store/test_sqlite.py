@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import hub.store.sqlite as sqlite_module
+import hub.store.sqlite_engine as sqlite_engine
 from hub.core.model import Delivery, QueuedSet, Stream, SubjectEntry
 from hub.errors import ConfigError, Unavailable
 from hub.store import SQLiteStore, open_store
@@ -65,8 +65,8 @@ async def test_open_creates_the_directory_and_a_wal_database(
     pragmas = await sqlite_store.pragmas()
     assert pragmas["journal_mode"] == "wal"
     assert pragmas["foreign_keys"] == 1
-    assert pragmas["busy_timeout"] == sqlite_module.BUSY_TIMEOUT_MS
-    assert read_pragma(db_path, "user_version") == sqlite_module.SCHEMA_VERSION
+    assert pragmas["busy_timeout"] == sqlite_engine.BUSY_TIMEOUT_MS
+    assert read_pragma(db_path, "user_version") == sqlite_engine.SCHEMA_VERSION
 
 
 async def test_synchronous_is_full_by_default_so_a_2xx_survives_power_loss(
@@ -92,7 +92,7 @@ def test_synchronous_off_is_refused(tmp_path: Path) -> None:
 async def test_a_database_from_a_newer_hub_is_refused(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {sqlite_module.SCHEMA_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {sqlite_engine.SCHEMA_VERSION + 1}")
     conn.close()
     store = SQLiteStore(db_path)
 
@@ -138,7 +138,7 @@ async def test_concurrent_calls_are_serialised_without_errors(sqlite_store: SQLi
 async def test_a_locked_database_is_unavailable_without_leaking_sql(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(sqlite_engine, "BUSY_TIMEOUT_MS", 50)
     store = SQLiteStore(db_path)
     await store.open()
     blocker = sqlite3.connect(db_path, isolation_level=None)
@@ -202,7 +202,7 @@ async def test_long_id_lists_are_split_into_batches_and_merged(
     sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tiny batches make every list span several statements, as 500+ ids would in production.
-    monkeypatch.setattr(sqlite_module, "MAX_PARAMS", 2)
+    monkeypatch.setattr(sqlite_engine, "MAX_PARAMS", 2)
     for sid in ("s1", "s2", "s3"):
         await sqlite_store.create_stream(a_stream(sid))
     await sqlite_store.enqueue([a_set(f"j{n}") for n in range(5)])
@@ -214,4 +214,4 @@ async def test_long_id_lists_are_split_into_batches_and_merged(
     assert sorted(await sqlite_store.get_streams(["s3", "nope", "s1", "s2", "s1"])) == ["s1", "s2", "s3"]
     # batches [a, x], [z, y], [c, nope]: found in several, the first entry still comes once
     assert await sqlite_store.find_subjects(["a", "x", "z", "y", "c", "nope"]) == [entry, other]
-    assert await sqlite_store.remove_pending("s1", ["j0", "j1", "zz", "j3", "j4"]) == 4
+    assert await sqlite_store.complete("s1", ["j0", "j1", "zz", "j3", "j4"], at=1.0) == 4

@@ -234,16 +234,16 @@ async def test_control_only_reads_just_the_control_sets(store: Store) -> None:
     assert await store.count_pending("s1", control_only=True) == 2
 
 
-async def test_remove_pending_removes_known_jtis_and_ignores_unknown_ones(store: Store) -> None:
+async def test_complete_takes_known_jtis_off_the_queue_and_ignores_unknown_ones(store: Store) -> None:
     await store.create_stream(make_stream("s1"))
     await store.create_stream(make_stream("s2"))
     await store.enqueue([queued("s1", "j1"), queued("s1", "j2"), queued("s1", "j3"), queued("s2", "j1")])
 
-    assert await store.remove_pending("s1", ["j1", "j3", "never-queued", "j1"]) == 2
+    assert await store.complete("s1", ["j1", "j3", "never-queued", "j1"], at=1.0) == 2
 
     assert await jtis(store, "s1") == ["j2"]
     assert await jtis(store, "s2") == ["j1"]
-    assert await store.remove_pending("s1", []) == 0
+    assert await store.complete("s1", [], at=1.0) == 0
 
 
 async def test_enqueueing_an_already_queued_jti_again_is_ignored(store: Store) -> None:
@@ -282,10 +282,10 @@ async def test_purge_pending_keeps_control_sets_unless_told_not_to(store: Store)
     await store.create_stream(make_stream("s1"))
     await store.enqueue([queued("s1", "e1"), queued("s1", "c1", control=True), queued("s1", "e2")])
 
-    assert await store.purge_pending("s1") == 2
+    assert await store.purge_pending("s1", at=1.0) == 2
     assert await jtis(store, "s1") == ["c1"]
 
-    assert await store.purge_pending("s1", keep_control=False) == 1
+    assert await store.purge_pending("s1", at=1.0, keep_control=False) == 1
     assert await store.count_pending("s1") == 0
 
 

@@ -1,0 +1,247 @@
+"""The plumbing under the SQLite store: one connection, one worker thread, one schema.
+
+All sqlite work runs on one dedicated worker thread, so the event loop never waits on
+``fsync`` and calls are serialised without locks; each call is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.errors import ConfigError, Unavailable
+
+_log = logging.getLogger("hub.store")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32; stay well below it.
+MAX_PARAMS = 500
+SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL")  # OFF would break "2xx means on disk"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY, owner TEXT NOT NULL, subject_mode TEXT NOT NULL,
+    created_at REAL NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS streams_owner ON streams (owner, created_at);
+
+CREATE TABLE IF NOT EXISTS subjects (
+    stream_id TEXT NOT NULL REFERENCES streams (stream_id) ON DELETE CASCADE,
+    key TEXT NOT NULL, subject TEXT NOT NULL, is_excluded INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, key));
+CREATE TABLE IF NOT EXISTS subject_index (
+    index_key TEXT NOT NULL, stream_id TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (index_key, stream_id, key),
+    FOREIGN KEY (stream_id, key) REFERENCES subjects (stream_id, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subject_index_entry ON subject_index (stream_id, key);
+
+-- A SET stays in this table after it leaves the queue (state != 'pending') until the
+-- retention job removes it: that is the delivery trace. Pending rows have partial indexes.
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL REFERENCES streams (stream_id) ON DELETE CASCADE,
+    jti TEXT NOT NULL, set_jwt TEXT NOT NULL, event_type TEXT NOT NULL, txn TEXT,
+    control INTEGER NOT NULL, queued_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending', done_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT,
+    UNIQUE (stream_id, jti));
+CREATE INDEX IF NOT EXISTS queue_pending ON queue (stream_id, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS queue_control ON queue (stream_id, seq) WHERE state = 'pending' AND control = 1;
+CREATE INDEX IF NOT EXISTS queue_jti ON queue (jti);
+CREATE INDEX IF NOT EXISTS queue_txn ON queue (txn) WHERE txn IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_done ON queue (done_at) WHERE state != 'pending';
+
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL, jti TEXT NOT NULL, at REAL NOT NULL, outcome TEXT NOT NULL,
+    status INTEGER, error TEXT, latency_ms REAL NOT NULL,
+    FOREIGN KEY (stream_id, jti) REFERENCES queue (stream_id, jti) ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS attempts_set ON attempts (stream_id, jti, id);
+
+CREATE TABLE IF NOT EXISTS health (
+    stream_id TEXT PRIMARY KEY REFERENCES streams (stream_id) ON DELETE CASCADE,
+    record TEXT NOT NULL);
+
+-- Leases are process-local on SQLite (one hub process per file): cleared at open.
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+
+CREATE TABLE IF NOT EXISTS set_errors (
+    id INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL REFERENCES streams (stream_id) ON DELETE CASCADE,
+    jti TEXT NOT NULL, err TEXT NOT NULL, description TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS set_errors_stream ON set_errors (stream_id, id);
+
+-- no foreign key: the audit trail outlives the streams it mentions
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL, kind TEXT NOT NULL, stream_id TEXT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_stream ON audit (stream_id, id);
+"""
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def in_batches(conn: sqlite3.Connection, sql: str, values: list[str], *head: object) -> Iterator[Any]:
+    """Run ``sql`` once per batch of distinct ``values``, its ``IN ({marks})`` list filled."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), MAX_PARAMS):
+        batch = unique[start : start + MAX_PARAMS]
+        yield conn.execute(sql.format(marks=", ".join("?" * len(batch))), (*head, *batch))
+
+
+def _pragmas(conn: sqlite3.Connection) -> dict[str, object]:
+    names = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "user_version")
+    return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
+    # IMMEDIATE takes the write lock up front, so a writer never fails half-way on an upgrade.
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # Some errors (disk full) already rolled back; a failed ROLLBACK must not hide the cause.
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteEngine:
+    """Runs functions against one SQLite connection on one worker thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        level = synchronous.upper()
+        if level not in SYNCHRONOUS_LEVELS:
+            choices = ", ".join(SYNCHRONOUS_LEVELS)
+            raise ConfigError(f"sqlite synchronous must be one of {choices}, not {synchronous!r}")
+        self.path = Path(path)
+        self._synchronous = level
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- plumbing: every call runs fn(conn) in one transaction on the worker thread ---------------
+    def _ensure_open(self) -> ThreadPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the SQLite store is closed")
+        if self._executor is None:
+            raise RuntimeError("the SQLite store is not open; await open() first")
+        return self._executor
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        executor = self._ensure_open()
+        return await asyncio.get_running_loop().run_in_executor(executor, self._run, fn, write)
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the SQLite store is closed")
+        try:
+            with _transaction(conn, write=write):
+                result = fn(conn)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError("the store rejected the write: a constraint was violated") from exc
+        except sqlite3.ProgrammingError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            # locked, disk I/O error, disk full, corrupt file: the client may retry later
+            _log.error("sqlite store operation failed: %s", exc)
+            raise Unavailable("the hub's store is temporarily unavailable") from exc
+        # A cursor finalised on the event loop thread would reset a cached statement while the
+        # worker reuses it ("bad parameter or other API misuse"): results must be plain data.
+        if isinstance(result, sqlite3.Cursor):
+            raise TypeError("a store call must not return a cursor")
+        return result
+
+    async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        return await self._call(lambda c: c.execute(sql, params).fetchall(), write=False)
+
+    async def _change(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one write statement; the number of rows it changed."""
+        return await self._call(lambda c: c.execute(sql, params).rowcount, write=True)
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                _log.warning("sqlite store %s runs in journal mode %s, not WAL", self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} has schema version {version}; this hub knows {SCHEMA_VERSION}"
+                )
+            # executescript commits any open transaction first, so the script brings its own.
+            conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            conn.execute("DELETE FROM leases")  # whoever held them was an earlier run of this process
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the SQLite store is closed; make a new one to reopen the file")
+        if self._executor is not None:
+            return
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-store-sqlite")
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+        except sqlite3.DatabaseError as exc:
+            executor.shutdown(wait=True)
+            _log.error("cannot open sqlite store %s: %s", self.path, exc)
+            raise Unavailable("the hub's store could not be opened") from exc
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        self._executor = executor
+
+    async def close(self) -> None:
+        """Close the file and stop the worker thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # Calls already submitted finish first: the single worker thread is FIFO.
+        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        executor.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            await self._fetch("SELECT 1")
+        except Exception as exc:
+            _log.warning("sqlite store ping failed: %s", exc)
+            return False
+        return True
+
+    async def pragmas(self) -> dict[str, object]:
+        """The connection's effective settings, for diagnostics."""
+        return await self._call(_pragmas, write=False)
