@@ -107,12 +107,15 @@ SSF = "https://schemas.openid.net/secevent/ssf/event-type/"
 
 
 @contextlib.asynccontextmanager
-async def run_hub(data_dir: Path, **overrides: Any) -> AsyncIterator[RunningHub]:
+async def run_hub(
+    data_dir: Path, *, app_kwargs: Mapping[str, Any] | None = None, **overrides: Any
+) -> AsyncIterator[RunningHub]:
+    """``overrides`` are settings; ``app_kwargs`` go to ``create_app`` (e.g. ``resolver=``)."""
     port = free_port()
     values: dict[str, Any] = {"data_dir": data_dir, "port": port, "min_verification_interval": 0}
     values.update(overrides)
     settings = load_settings(environ={}, overrides=values)
-    app = create_app(settings)
+    app = create_app(settings, **(app_kwargs or {}))
     port = settings.port
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
