@@ -71,6 +71,7 @@ class Settings:
     token_leeway: int = EXTERNAL_TOKEN_LEEWAY
     external_issuers: tuple[ExternalIssuerSettings, ...] = ()
     push_timeout: float = PUSH_TIMEOUT
+    push_transport: str = "aiohttp"  # "aiohttp" or "httpx": what carries the httpx client's requests
     push_retry_schedule: str = ""  # comma-separated delays in seconds; empty = the built-in schedule
     push_retry_jitter: float = 0.2
     push_pause_after: float = PUSH_PAUSE_AFTER
@@ -233,6 +234,8 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("sqlite_synchronous", "must be FULL, EXTRA or NORMAL")
     if s.token_leeway < 0 or s.token_leeway > 600:
         raise bad("token_leeway", "must be between 0 and 600 seconds")
+    if s.push_transport not in {"aiohttp", "httpx"}:
+        raise bad("push_transport", "must be aiohttp or httpx")
     if not 0.1 <= s.push_timeout <= 120:
         raise bad("push_timeout", "must be between 0.1 and 120 seconds")
     try:

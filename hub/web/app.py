@@ -168,10 +168,7 @@ async def _build_context(
         AddressPolicy.from_strings(settings.allow_private_endpoints, settings.push_allow_cidrs), resolver
     )
     if push_client is None:
-        push_client = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.push_max_in_flight, max_keepalive_connections=100),
-        )
+        push_client = push_http_client(settings)
         stack.push_async_callback(push_client.aclose)
     transmitter = Transmitter(store, ring, signal, clock=clock)
     streams = StreamManagement(
@@ -202,6 +199,23 @@ async def _build_context(
     )
     signal.subscribe(push.wake)
     return HubContext(settings, store, ring, tokens, transmitter, streams, polls, policy, push)
+
+
+def push_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The outbound client for push. The httpx API either way; the transport underneath is
+    httpx's own or aiohttp's (``push_transport``), which measured several times faster."""
+    limits = httpx.Limits(
+        max_connections=settings.push_max_in_flight,
+        max_keepalive_connections=settings.push_max_in_flight,
+        keepalive_expiry=30.0,
+    )
+    if settings.push_transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return httpx.AsyncClient(
+            transport=AiohttpTransport(limits=limits, trust_env=False), follow_redirects=False
+        )
+    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
 
 
 def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
