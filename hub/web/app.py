@@ -7,10 +7,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
@@ -35,12 +33,12 @@ from hub.core.events import CATALOGUE
 from hub.core.model import POLL_METHOD, PUSH_METHOD, SubjectMode
 from hub.core.streams import StreamPolicy
 from hub.errors import HubError
+from hub.jobs import start_jobs
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
 from hub.push.dispatcher import PushDispatcher, PushPolicy
 from hub.push.egress import EndpointGuard, Resolver, system_resolver
 from hub.push.sender import PushSender
-from hub.rotation import rotate_signing_keys
 from hub.store import Store, open_store
 from hub.transmitter import Transmitter
 from hub.wakeup import QueueSignal
@@ -49,10 +47,6 @@ from hub.web.context import HubContext
 from hub.web.http import handle_http_exception, handle_hub_error, handle_unexpected
 
 log = logging.getLogger("hub")
-
-KEY_CHECK_SECONDS = 3600  # how often the rotation job looks at the key ages
-INACTIVITY_CHECK_SECONDS = 60
-RETENTION_CHECK_SECONDS = 3600
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -106,7 +100,7 @@ def create_app(
             app.state.hub = ctx
             await ctx.push.start()
             stack.push_async_callback(ctx.push.stop)
-            scheduler = _start_scheduler(ctx, clock)
+            scheduler = start_jobs(ctx, clock)
             stack.callback(scheduler.shutdown, wait=False)
             log.info("ssf-hub ready: issuer %s, store %s", settings.issuer_url, settings.store)
             yield
@@ -216,30 +210,3 @@ def push_http_client(settings: Settings) -> httpx.AsyncClient:
             transport=AiohttpTransport(limits=limits, trust_env=False), follow_redirects=False
         )
     return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
-
-
-def _start_scheduler(ctx: HubContext, clock: Callable[[], float]) -> Any:
-    scheduler = AsyncIOScheduler()
-    settings = ctx.settings
-
-    async def rotate_keys() -> None:
-        await rotate_signing_keys(ctx.keys, settings, clock())
-
-    async def pause_inactive() -> None:
-        paused = await ctx.streams.pause_inactive()
-        if paused:
-            log.info("paused %d inactive stream(s)", len(paused))
-
-    async def forget_old_sets() -> None:
-        await ctx.store.delete_finished(clock() - settings.retention_days * 86400)
-
-    scheduler.add_job(rotate_keys, "interval", seconds=KEY_CHECK_SECONDS, id="rotate_keys", coalesce=True)
-    scheduler.add_job(
-        forget_old_sets, "interval", seconds=RETENTION_CHECK_SECONDS, id="retention", coalesce=True
-    )
-    if settings.inactivity_timeout:
-        scheduler.add_job(
-            pause_inactive, "interval", seconds=INACTIVITY_CHECK_SECONDS, id="inactivity", coalesce=True
-        )
-    scheduler.start()
-    return scheduler
