@@ -137,17 +137,24 @@ class StreamManagement:
             # R-STATUS-6: a disabled stream keeps nothing for later.
             dropped = await self.store.purge_pending(stream.stream_id, at=now, keep_control=announce)
             await self._audit("events_dropped", stream.stream_id, {"count": dropped, "reason": "disabled"})
+        reenabled = update.status is Status.ENABLED and old is not Status.ENABLED
+        if reenabled and not announce:
+            # An earlier pause/disable announcement still waiting (a push receiver that was
+            # down) would now arrive after the held SETs and leave the receiver believing the
+            # stream is stopped: follow it with the current status.
+            announce = await self.store.count_pending(stream.stream_id, control_only=True) > 0
         if announce and update.status is Status.ENABLED:
             await self.transmitter.announce_status(stream, update.status, update.reason)
-        if update.status is Status.ENABLED and old is not Status.ENABLED:
+        if reenabled:
             # Held SETs go out now, in order; a retry backoff from before the pause is forgotten.
             await self.store.reschedule_pending(stream.stream_id, next_attempt_at=0.0)
             health = await self.store.get_health(stream.stream_id)
             await self.store.save_health(
                 stream.stream_id, replace(health, failing_since=None, consecutive_failures=0)
             )
-        if update.status is Status.ENABLED:
-            self.transmitter.signal.notify([stream.stream_id])  # held SETs are deliverable again
+        # Enabled: held SETs are deliverable again. Paused or disabled: a push worker part-way
+        # through a batch must stop now (R-STATUS-5), not after the batch.
+        self.transmitter.signal.notify([stream.stream_id])
         await self._audit(
             "status_changed",
             stream.stream_id,

@@ -80,6 +80,7 @@ class PushDispatcher:
         self.sleeper = sleeper
         self.holder = holder or uuid.uuid4().hex
         self._workers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._pokes: dict[str, int] = {}  # wake() calls per stream: new SETs or a status change
         self._endpoints: dict[str, _Endpoint] = {}
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
         self._sweeper: asyncio.Task[None] | None = None
@@ -120,6 +121,7 @@ class PushDispatcher:
         """New work (or a status change) on a stream: make sure a worker looks at it."""
         if self._stopping:
             return
+        self._pokes[stream_id] = self._pokes.get(stream_id, 0) + 1
         current = self._workers.get(stream_id)
         if current is not None:
             current[1].set()
@@ -143,6 +145,7 @@ class PushDispatcher:
             log.exception("push worker for stream %s failed; the sweep restarts it", stream_id)
         finally:
             self._workers.pop(stream_id, None)
+            self._pokes.pop(stream_id, None)
             with contextlib.suppress(Exception):
                 await self.store.release_lease(lease, self.holder)
             if wake.is_set() and not self._stopping:
@@ -176,28 +179,41 @@ class PushDispatcher:
         assert url is not None
         health = before = await self.store.get_health(stream.stream_id)
         delivered: list[Attempt] = []
+        pokes = self._pokes.get(stream.stream_id, 0)
         try:
             for item in items:
                 due = item.next_attempt_at - self.clock()
                 if due > 0:
                     return due
+                if self._pokes.get(stream.stream_id, 0) != pokes:
+                    # Woken mid-batch: if the stream was paused, disabled, re-pointed or
+                    # deleted meanwhile, stop here and start over from the store (R-STATUS-5).
+                    pokes = self._pokes.get(stream.stream_id, 0)
+                    fresh = await self.store.get_stream(stream.stream_id)
+                    if (
+                        fresh is None
+                        or fresh.status is not stream.status
+                        or fresh.delivery != stream.delivery
+                    ):
+                        return 0.0
                 result = await self._send(url, item, stream.delivery.authorization_header)
                 now = self.clock()
                 outcome = result.outcome
+                ok = outcome.kind is OutcomeKind.DELIVERED
+                error = _describe(outcome.status, outcome.err, outcome.description, outcome.error)
                 attempt = Attempt(
                     stream.stream_id,
                     item.jti,
                     now,
                     outcome.kind.value,
                     outcome.status,
-                    outcome.error,
+                    None if ok else error,  # a failed attempt's trace says why, err and description too
                     result.latency_ms,
                 )
-                if outcome.kind is OutcomeKind.DELIVERED:
+                if ok:
                     delivered.append(attempt)
                     health = after_success(health, now)
                     continue
-                error = _describe(outcome.status, outcome.err, outcome.description, outcome.error)
                 await self._flush(stream.stream_id, delivered)
                 if outcome.kind is OutcomeKind.PERMANENT:
                     # The receiver refused this SET for good (R-PUSH-6): record it, go on with the next.
@@ -254,8 +270,8 @@ def _describe(status: int | None, err: str | None, description: str | None, erro
     text = f"HTTP {status}"
     if err:
         text += f" {err}"
-    if description:
-        text += f": {description}"
-    elif error:
+    if error:  # our own note (a redirect not followed) before the receiver's text
         text += f": {error}"
+    if description:
+        text += f" ({description})" if error else f": {description}"
     return text[:300]

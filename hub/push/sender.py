@@ -62,10 +62,18 @@ class PushSender:
                         break
             finally:
                 await response.aclose()
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            # httpx-aiohttp maps every aiohttp connection error (a hang-up, a refused
+            # connection) to ConnectTimeout: name what really happened in the trace.
+            cause = exc.__cause__
+            if type(cause).__module__.startswith("aiohttp") and not isinstance(cause, TimeoutError):
+                return PushResult(network_failure(_error_text(cause)), _ms(started))
             return PushResult(network_failure("timeout"), _ms(started))
-        except httpx.HTTPError as exc:
-            return PushResult(network_failure(f"{type(exc).__name__}: {exc}"[:300]), _ms(started))
+        except Exception as exc:
+            # Not only httpx.HTTPError: the aiohttp transport lets some errors through unmapped
+            # (ClientResponseError on an answer that is not HTTP). Any failure to get an answer
+            # is a retryable attempt to record, never an exception that kills the stream's worker.
+            return PushResult(network_failure(_error_text(exc)), _ms(started))
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         outcome = classify(
             response.status_code,
@@ -74,6 +82,10 @@ class PushSender:
             retry_after,
         )
         return PushResult(outcome, _ms(started))
+
+
+def _error_text(exc: BaseException | None) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _ms(started: float) -> float:

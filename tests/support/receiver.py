@@ -23,6 +23,7 @@ class Received:
     at: float
     headers: dict[str, str]
     body: str
+    status: int = 0  # what the receiver answered (scripted); 2xx means the SET was accepted
 
 
 @dataclass
@@ -55,12 +56,24 @@ class PushReceiver:
     def bodies(self) -> list[str]:
         return [r.body for r in self.received]
 
+    def accepted(self) -> list[str]:
+        """The bodies (SETs) the receiver answered with a 2xx, in arrival order."""
+        return [r.body for r in self.received if 200 <= r.status <= 299]
+
+    async def wait_accepted(self, count: int, timeout: float = 10.0) -> list[str]:
+        """Wait until ``count`` SETs have been answered with a 2xx."""
+        async with asyncio.timeout(timeout):
+            while len(self.accepted()) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.accepted()
+
     def app(self) -> Starlette:
         async def endpoint(request: Request) -> Response:
             body = (await request.body()).decode()
-            self.received.append(Received(time.monotonic(), dict(request.headers), body))
-            self.arrived.set()
             reply = self.script.pop(0) if self.script else self.default
+            self.received.append(Received(time.monotonic(), dict(request.headers), body, reply.status))
+            self.arrived.set()
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if reply.json is not None:
@@ -120,3 +133,35 @@ async def eventually(check: Check, timeout: float = 10.0, interval: float = 0.02
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def raw_http_server(answers: list[bytes], then: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A TCP server that reads one HTTP request per connection and writes the next of
+    ``answers`` verbatim (then ``then`` for ever), closing the connection after each: a
+    receiver (or a broken proxy) that answers something that is not HTTP. Yields the base
+    URL and the list of request bodies it read."""
+    pending = list(answers)
+    bodies: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            bodies.append(await reader.readexactly(length))
+            writer.write(pending.pop(0) if pending else then)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", bodies
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)

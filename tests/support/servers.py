@@ -21,7 +21,7 @@ async def serve_app(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "o
     The socket is bound here (port 0) and handed to uvicorn, so there is no window in
     which another process could take the port between picking and binding it.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
