@@ -215,3 +215,21 @@ async def test_long_id_lists_are_split_into_batches_and_merged(
     # batches [a, x], [z, y], [c, nope]: found in several, the first entry still comes once
     assert await sqlite_store.find_subjects(["a", "x", "z", "y", "c", "nope"]) == [entry, other]
     assert await sqlite_store.complete("s1", ["j0", "j1", "zz", "j3", "j4"], at=1.0) == 4
+
+
+# -- leases -----------------------------------------------------------------------------------
+async def test_leases_are_cleared_when_the_store_is_reopened(db_path: Path) -> None:
+    # One hub process per file: a lease left behind was held by an earlier run of this process,
+    # so the restarted hub must not wait out its ttl before pushing or running jobs again.
+    store = SQLiteStore(db_path)
+    await store.open()
+    assert await store.acquire_lease("push:s1", "run-1", now=100.0, ttl=3600.0) is True
+    assert await store.acquire_lease("push:s1", "run-2", now=101.0, ttl=3600.0) is False
+    await store.close()
+
+    reopened = SQLiteStore(db_path)
+    await reopened.open()
+    try:
+        assert await reopened.acquire_lease("push:s1", "run-2", now=102.0, ttl=3600.0) is True
+    finally:
+        await reopened.close()
