@@ -1,0 +1,165 @@
+"""What the three examples share: a development identity provider, hub credentials, subscribing.
+
+Development only. :class:`DevIdentityProvider` keeps an ES256 key in ``.ssf-demo/idp.json``
+(mode 0600) so the agent (which mints tokens) and the tool server / gateway (which verify
+them) agree without a real IdP; in production the tokens come from your authorization
+server and the services verify them with a :class:`~receivers.JwksCache` on its JWKS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from joserfc import jwt
+from joserfc.jwk import ECKey, import_key
+
+from receivers import (
+    AnyIdentity,
+    BearerJwtIdentity,
+    ContinuousAccess,
+    JwtVerifier,
+    PollConsumer,
+    StaticKeys,
+    StreamClient,
+    TokenError,
+    TxnTokenIdentity,
+)
+from receivers.events import (
+    CREDENTIAL_CHANGE,
+    DEVICE_COMPLIANCE_CHANGE,
+    RISK_LEVEL_CHANGE,
+    SESSION_REVOKED,
+    TOKEN_CLAIMS_CHANGE,
+)
+
+DEV_ISSUER = "https://idp.ssf-demo.invalid"
+TOOLS_AUDIENCE = "tools"
+TRUST_DOMAIN = "trust.ssf-demo.invalid"
+EVENTS = [
+    SESSION_REVOKED,
+    CREDENTIAL_CHANGE,
+    TOKEN_CLAIMS_CHANGE,
+    RISK_LEVEL_CHANGE,
+    DEVICE_COMPLIANCE_CHANGE,
+]
+log = logging.getLogger("receivers.examples")
+
+
+class DevIdentityProvider:
+    def __init__(self, directory: Path) -> None:
+        path = directory / "idp.json"
+        if path.exists():
+            key = import_key(json.loads(path.read_text()))
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
+            key.ensure_kid()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(key.as_dict(private=True), out)
+        key.ensure_kid()
+        self.key = key
+
+    def mint(
+        self, sub: str, *, typ: str = "at+jwt", aud: str = TOOLS_AUDIENCE, ttl: int = 600, **claims: Any
+    ) -> str:
+        now = int(time.time())
+        body = {
+            "iss": DEV_ISSUER,
+            "sub": sub,
+            "aud": aud,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        body.update(claims)
+        return jwt.encode(
+            {"alg": "ES256", "kid": self.key.kid, "typ": typ}, body, self.key, algorithms=["ES256"]
+        )
+
+    def identity(self) -> AnyIdentity:
+        """How a service behind the middleware recognises callers: bearer JWT and/or Txn-Token."""
+        keys = StaticKeys([import_key(self.key.as_dict(private=False))])
+        bearer = JwtVerifier(keys, issuer=DEV_ISSUER, audience=TOOLS_AUDIENCE, typ="at+jwt")
+        txn = JwtVerifier(keys, issuer=None, audience=TRUST_DOMAIN, typ="txntoken+jwt")
+        return AnyIdentity(BearerJwtIdentity(bearer), TxnTokenIdentity(txn, issuer=DEV_ISSUER))
+
+
+class CommandToken:
+    """A token source that runs a command (``ssf-hub token ...``) and uses what it prints;
+    it runs the command again when the hub refuses the token (expiry)."""
+
+    def __init__(self, command: str) -> None:
+        self.argv = shlex.split(command)
+        self._token: str | None = None
+
+    async def token(self, *, rejected: str | None = None) -> str:
+        if self._token is None or self._token == rejected:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            out, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise TokenError(f"{self.argv[0]} failed: {err.decode().strip()}")
+            self._token = out.decode().strip()
+        return self._token
+
+
+def _ssf_hub() -> str:
+    """``ssf-hub`` on PATH, else the one installed beside this Python (``.venv/bin``)."""
+    beside = Path(sys.executable).parent / "ssf-hub"
+    return shlex.quote(shutil.which("ssf-hub") or str(beside))
+
+
+def common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--hub", default="http://127.0.0.1:8080", help="the transmitter's issuer URL")
+    parser.add_argument(
+        "--token-command",
+        default=f"{_ssf_hub()} token --sub {name} --scope ssf.manage --ttl 3600",
+        help="prints an access token for the hub (run from the hub's directory)",
+    )
+    parser.add_argument("--subject", action="append", default=None, help="email of a user to subscribe to")
+    parser.add_argument("--demo-dir", default=".ssf-demo", help="where the development IdP key lives")
+
+
+async def subscribe(
+    args: argparse.Namespace,
+    http: httpx.AsyncClient,
+    access: ContinuousAccess,
+    *,
+    description: str,
+    extra_subjects: Sequence[dict[str, Any]] = (),
+) -> PollConsumer:
+    """Discover the hub, create a poll stream, add the subjects, request verification."""
+    client = await StreamClient.discover(args.hub, http=http, auth=CommandToken(args.token_command))
+    stream = await client.create_stream(events_requested=EVENTS, description=description)
+    for email in args.subject or ["alice@example.com"]:
+        await client.add_subject(stream.stream_id, {"format": "email", "email": email})
+    for subject in extra_subjects:
+        await client.add_subject(stream.stream_id, subject)
+    await client.request_verification(stream.stream_id)
+    log.warning("subscribed: stream %s at %s", stream.stream_id, client.metadata.issuer)
+    return client.poll_consumer(stream, dispatcher=access.dispatcher)
+
+
+def log_audit(access: ContinuousAccess) -> None:
+    access.audit.add_sink(lambda r: print("audit:", json.dumps(r.as_dict(), default=str), flush=True))
+
+
+async def serve(app: Any, host: str, port: int) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    await uvicorn.Server(config).serve()
