@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from hub import __version__
 from hub.config import DEFAULT_DATA_DIR, load_settings
-from hub.errors import ConfigError
+from hub.errors import ConfigError, Unavailable
+from hub.ingest.commands import add_emit_arguments, emit_as_issuer
+from hub.ingest.commands import add_parser as add_issuers_parser
+from hub.upstreams.commands import add_parser as add_upstreams_parser
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
 
 EXIT_USAGE = 2
 
@@ -60,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="the receiver or operator name (token sub)")
     token.add_argument("--scope", required=True, help='space-separated scopes, e.g. "ssf.manage"')
     token.add_argument("--ttl", type=int, default=300, help="lifetime in seconds (default 300)")
+    token.add_argument(
+        "--store", choices=["sqlite", "redis"], default="sqlite", help="where the hub keeps its token key"
+    )
+    token.add_argument("--redis-url", help="the hubs' Redis, with --store redis (the key is shared there)")
     token.set_defaults(func=_token)
 
     emit = sub.add_parser("emit", help="inject one event through the admin API")
@@ -70,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("--claims", default=None, help="event claims JSON object")
     emit.add_argument("--txn", default=None, help="transaction id to use (default: a new one)")
     emit.add_argument("--json", action="store_true", help='print {"txn", "sets": [{"stream_id","jti"}]}')
+    add_emit_arguments(emit)
     emit.set_defaults(func=_emit)
 
     trace = sub.add_parser("trace", help="where a SET went: by jti, or every SET of a txn")
@@ -80,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         admin_cmd.add_argument("--token", required=True, help="an access token with ssf.admin")
         admin_cmd.add_argument("--json", action="store_true", help="print the admin API's JSON")
         admin_cmd.set_defaults(func=func)
+    add_issuers_parser(sub)
+    add_upstreams_parser(sub)
     return parser
 
 
@@ -99,6 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
     }
     settings = load_settings(config_file=args.config, overrides=overrides)
+    if settings.store == "redis" and settings.redis_url:
+        asyncio.run(_check_redis(settings.redis_url))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -118,6 +134,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+async def _check_redis(url: str) -> None:
+    """Fail at once, in one line, when the Redis of ``--redis-url`` does not answer."""
+    from hub.store.redis import RedisStore
+
+    store = RedisStore(url)
+    try:
+        await store.open()
+    except Unavailable as exc:
+        raise ConfigError(exc.description) from None
+    finally:
+        await store.close()
+
+
+async def _redis_token_key(url: str) -> ECKey:
+    from hub.key_storage import SharedKeyStorage
+    from hub.store.redis import RedisStore
+
+    store = RedisStore(url)
+    try:
+        await store.open()
+        return await SharedKeyStorage(store).token_key()
+    except Unavailable as exc:
+        raise ConfigError(exc.description) from None
+    finally:
+        await store.close()
+
+
 def _token(args: argparse.Namespace) -> int:
     from hub.access import mint_local_token
     from hub.keys import load_or_create_token_key
@@ -126,7 +169,12 @@ def _token(args: argparse.Namespace) -> int:
         raise ConfigError("--ttl must be a positive number of seconds")
     if not args.sub.strip():
         raise ConfigError("--sub must not be empty")
-    key = load_or_create_token_key(Path(args.data_dir))
+    if args.store == "redis":
+        if not args.redis_url:
+            raise ConfigError("--store redis needs --redis-url redis://HOST:PORT/DB")
+        key = asyncio.run(_redis_token_key(args.redis_url))
+    else:
+        key = load_or_create_token_key(Path(args.data_dir))
     print(mint_local_token(key, sub=args.sub, scope=args.scope, ttl=args.ttl, now=time.time()))
     return 0
 
@@ -135,6 +183,8 @@ def _emit(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"event": args.event, "subject": _json_arg("--subject", args.subject)}
     if args.claims is not None:
         body["claims"] = _json_arg("--claims", args.claims)
+    if args.as_issuer:
+        return emit_as_issuer(args, body["subject"], body.get("claims"))
     if args.txn is not None:
         body["txn"] = args.txn
     url = args.url.rstrip("/") + "/ssf/admin/events"

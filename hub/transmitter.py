@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +40,21 @@ class EmitResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """The SETs one event becomes, signed but not yet queued, and the streams it skips."""
+
+    event_uri: str
+    txn: str
+    items: tuple[QueuedSet, ...]
+    dropped: tuple[str, ...]  # disabled streams that would have received it (R-STATUS-6)
+    planned_at: float
+
+    @property
+    def sets(self) -> tuple[tuple[str, str], ...]:
+        return tuple((item.stream_id, item.jti) for item in self.items)
+
+
 class Transmitter:
     def __init__(
         self,
@@ -56,7 +71,7 @@ class Transmitter:
         self.clock = clock
         self.new_id = new_id
 
-    # -- events from an admin (ssf-hub emit) or, later, from ingest ---------------------------------
+    # -- events from an admin (ssf-hub emit) or from ingest ------------------------------------------
     async def emit(
         self,
         event: str,
@@ -66,6 +81,26 @@ class Transmitter:
         txn: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> EmitResult:
+        plan = await self.fan_out(event, subject, claims, txn=txn, extra=extra)
+        if plan.items:
+            await self.store.enqueue(plan.items)
+        await self.settle([plan])
+        return EmitResult(plan.txn, plan.sets, plan.dropped)
+
+    async def fan_out(
+        self,
+        event: str,
+        subject: Any,
+        claims: Any = None,
+        *,
+        txn: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> FanOut:
+        """Route one event and sign its SET for every matching stream, queuing nothing.
+
+        The caller stores ``items`` (``Store.enqueue``, or ``Store.ingest`` with a receipt)
+        and then calls :meth:`settle`.
+        """
         event_type = CATALOGUE.resolve(event)
         if event_type.superseded_by:  # R-RISC-9: sessions-revoked goes out as CAEP session-revoked
             event_type = CATALOGUE.resolve(event_type.superseded_by)
@@ -88,20 +123,26 @@ class Transmitter:
         entries = await self.store.find_subjects(index_keys(subject))
         all_mode = await self.store.streams_with_all_subjects()
         stream_ids = candidate_streams(subject, entries, all_mode)
-        streams = await self.store.get_streams(stream_ids)
+        streams = await self.store.get_streams(stream_ids) if stream_ids else {}
         routed = route(event_type.uri, streams.values())
 
         txn = txn or self.new_id()
-        items = [
+        items = tuple(
             self._issue(stream, event_type.uri, claims, subject, txn=txn, now=now, extra=extra)
             for stream in routed.deliver
-        ]
-        await self._queue(items)
-        for stream in routed.dropped:
-            await self._audit("event_dropped", stream.stream_id, {"txn": txn, "event": event_type.uri}, now)
-        return EmitResult(
-            txn, tuple((i.stream_id, i.jti) for i in items), tuple(s.stream_id for s in routed.dropped)
         )
+        return FanOut(event_type.uri, txn, items, tuple(s.stream_id for s in routed.dropped), now)
+
+    async def settle(self, plans: Iterable[FanOut]) -> None:
+        """After the plans' SETs are durable: wake their deliverers, audit the skipped streams."""
+        plans = list(plans)
+        queued = {item.stream_id for plan in plans for item in plan.items}
+        if queued:
+            self.signal.notify(queued)
+        for plan in plans:
+            for stream_id in plan.dropped:
+                detail = {"txn": plan.txn, "event": plan.event_uri}
+                await self._audit("event_dropped", stream_id, detail, plan.planned_at)
 
     # -- stream-specific SSF events ---------------------------------------------------------------------
     async def request_verification(self, stream: Stream, state: str | None) -> Stream:

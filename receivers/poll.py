@@ -27,14 +27,13 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from receivers.errors import KeysUnavailable, SetError, TokenError, TransmitterError
-from receivers.receiver import Receiver
 
-__all__ = ["PollBatch", "PollConsumer"]
+__all__ = ["PollBatch", "PollConsumer", "SetProcessor"]
 
 log = logging.getLogger("receivers.poll")
 
@@ -49,13 +48,22 @@ class PollBatch:
     retry_after: float = 0.0
 
 
+class SetProcessor(Protocol):
+    """What the consumer hands each polled SET to: a :class:`~receivers.receiver.Receiver`, or
+    anything else that refuses a SET by raising :class:`~receivers.errors.SetError` (reported in
+    ``setErrs``) or defers it with :class:`~receivers.errors.KeysUnavailable` (not acknowledged)."""
+
+    async def process(self, token: str) -> object: ...
+
+
 class PollConsumer:
-    """Long-polls one stream's poll endpoint and feeds a :class:`~receivers.receiver.Receiver`."""
+    """Long-polls one stream's poll endpoint and feeds a :class:`SetProcessor`
+    (usually a :class:`~receivers.receiver.Receiver`)."""
 
     def __init__(
         self,
         endpoint_url: str,
-        receiver: Receiver,
+        receiver: SetProcessor,
         *,
         http: httpx.AsyncClient,
         auth: httpx.Auth | None = None,

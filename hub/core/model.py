@@ -163,3 +163,18 @@ class AuditRecord:
     kind: str
     stream_id: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReceipt:
+    """An upstream SET the hub accepted, kept to refuse its duplicates (R-SET-2, R-SEC-3).
+
+    Keyed by (``iss``, ``jti``); after ``expires_at`` the same pair counts as new again and
+    the retention job forgets the receipt.
+    """
+
+    iss: str
+    jti: str
+    received_at: float
+    expires_at: float
+    txn: str | None = None

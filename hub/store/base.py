@@ -10,16 +10,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from hub.core.health import DeliveryHealth
+from hub.core.issuers import TrustedIssuer
 from hub.core.model import (
     Attempt,
     AuditRecord,
     DeliveryState,
+    IngestReceipt,
     QueuedSet,
     QueueStats,
     SetTrace,
     Stream,
     SubjectEntry,
 )
+from hub.core.upstreams import Upstream, UpstreamState
 
 
 @runtime_checkable
@@ -148,3 +151,60 @@ class Store(Protocol):
     async def append_audit(self, record: AuditRecord) -> None: ...
 
     async def list_audit(self, stream_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+
+    # -- upstream issuers and ingest (issue #4) --------------------------------------------------
+    async def put_issuer(self, issuer: TrustedIssuer) -> None:
+        """Add or replace the trusted issuer ``issuer.iss``; bumps :meth:`issuers_version`."""
+        ...
+
+    async def get_issuer(self, iss: str) -> TrustedIssuer | None: ...
+
+    async def list_issuers(self) -> list[TrustedIssuer]:
+        """Every trusted issuer, ordered by ``iss``."""
+        ...
+
+    async def remove_issuer(self, iss: str) -> bool:
+        """Forget a trusted issuer (bumps :meth:`issuers_version`); False if it was not there."""
+        ...
+
+    async def issuers_version(self) -> int:
+        """A number that changes whenever the issuer registry changes, in any process."""
+        ...
+
+    async def was_ingested(self, iss: str, jti: str, *, now: float) -> bool:
+        """Whether an unexpired receipt for (``iss``, ``jti``) exists (the cheap duplicate check)."""
+        ...
+
+    async def ingest(self, receipt: IngestReceipt, items: Sequence[QueuedSet]) -> bool:
+        """Record ``receipt`` and queue ``items`` in ONE atomic step.
+
+        False, storing and queuing nothing, when an unexpired receipt for the same (``iss``,
+        ``jti``) exists; True once both are durable. So a crash can neither lose the fan-out
+        of an accepted SET nor queue a duplicate's. Items for deleted streams are dropped as
+        in :meth:`enqueue`.
+        """
+        ...
+
+    async def forget_ingested(self, before: float) -> int:
+        """Delete receipts that expired before ``before`` (retention); returns the count."""
+        ...
+
+    # -- upstream subscriptions (issue #4) ---------------------------------------------------------
+    async def add_upstream(self, upstream: Upstream) -> bool:
+        """Store a new upstream with its state; False (nothing stored) if the id is taken."""
+        ...
+
+    async def get_upstream(self, upstream_id: str) -> Upstream | None: ...
+
+    async def list_upstreams(self) -> list[Upstream]:
+        """Every upstream, oldest first."""
+        ...
+
+    async def remove_upstream(self, upstream_id: str) -> bool:
+        """Forget an upstream and its state; False if it was not there."""
+        ...
+
+    async def save_upstream_state(self, upstream_id: str, state: UpstreamState) -> bool:
+        """Overwrite an upstream's state only (its configuration is the operator's); False,
+        storing nothing, if the upstream was removed meanwhile."""
+        ...

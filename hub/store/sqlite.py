@@ -9,7 +9,8 @@ from typing import Any
 
 from hub.core.model import AuditRecord, Stream, SubjectEntry, SubjectMode
 from hub.store.sqlite_engine import dumps, in_batches
-from hub.store.sqlite_queue import SQLiteQueue
+from hub.store.sqlite_ingest import SQLiteIngest
+from hub.store.sqlite_upstreams import SQLiteUpstreams
 
 # setErrs come from receivers; keep a bounded, recent window per stream for admins.
 SET_ERRORS_KEPT = 1000
@@ -24,7 +25,7 @@ def _subject(row: Sequence[Any]) -> SubjectEntry:
     return SubjectEntry(stream_id=row[0], key=row[1], subject=json.loads(row[2]), excluded=bool(row[3]))
 
 
-class SQLiteStore(SQLiteQueue):
+class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
     """The :class:`~hub.store.base.Store` on one SQLite file."""
 
     # -- streams -------------------------------------------------------------------------------

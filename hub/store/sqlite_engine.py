@@ -23,7 +23,7 @@ _log = logging.getLogger("hub.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32; stay well below it.
 MAX_PARAMS = 500
@@ -88,6 +88,29 @@ CREATE TABLE IF NOT EXISTS audit (
     at REAL NOT NULL, kind TEXT NOT NULL, stream_id TEXT, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_stream ON audit (stream_id, id);
 """
+
+# Version 2 (issue #4): trusted upstream issuers, their change counter, and ingest receipts
+# that refuse a duplicate (iss, jti) until they expire.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS issuers (iss TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ingested (
+    iss TEXT NOT NULL, jti TEXT NOT NULL, received_at REAL NOT NULL, expires_at REAL NOT NULL, txn TEXT,
+    PRIMARY KEY (iss, jti)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ingested_expiry ON ingested (expires_at);
+"""
+
+# Version 3 (issue #4): upstream subscriptions, the operator's configuration and the
+# supervisor's state kept apart.
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS upstreams (
+    upstream_id TEXT PRIMARY KEY, created_at REAL NOT NULL, config TEXT NOT NULL, state TEXT NOT NULL);
+"""
+
+# Forward migrations: _MIGRATIONS[n] takes a file at user_version n to n + 1 (0 is a new
+# file). Each script is idempotent (IF NOT EXISTS), so two processes opening one old file
+# at the same moment both succeed.
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 
 
 def dumps(value: object) -> str:
@@ -191,8 +214,11 @@ class SQLiteEngine:
                 raise ConfigError(
                     f"{self.path} has schema version {version}; this hub knows {SCHEMA_VERSION}"
                 )
-            # executescript commits any open transaction first, so the script brings its own.
-            conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            for step in range(version, SCHEMA_VERSION):
+                # executescript commits any open transaction first, so the script brings its own.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;{_MIGRATIONS[step]}PRAGMA user_version = {step + 1};COMMIT;"
+                )
             conn.execute("DELETE FROM leases")  # whoever held them was an earlier run of this process
         except BaseException:
             conn.close()

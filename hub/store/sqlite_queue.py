@@ -38,13 +38,16 @@ def _queued(row: Sequence[Any]) -> QueuedSet:
     return QueuedSet(stream_id, jti, set_jwt, event_type, txn, bool(control), queued_at, attempts, next_at)
 
 
+def insert_queued(conn: sqlite3.Connection, items: Sequence[QueuedSet]) -> None:
+    """Queue ``items`` inside the caller's transaction (see ``_ENQUEUE`` for conflicts)."""
+    rows = [(i.stream_id, i.jti, i.set_jwt, i.event_type, i.txn, int(i.control), i.queued_at) for i in items]
+    conn.executemany(_ENQUEUE, rows)
+
+
 class SQLiteQueue(SQLiteEngine):
     # -- per-stream queues ---------------------------------------------------------------------
     async def enqueue(self, items: Sequence[QueuedSet]) -> None:
-        rows = [
-            (i.stream_id, i.jti, i.set_jwt, i.event_type, i.txn, int(i.control), i.queued_at) for i in items
-        ]
-        await self._call(lambda c: c.executemany(_ENQUEUE, rows).rowcount, write=True)
+        await self._call(lambda c: insert_queued(c, items), write=True)
 
     async def pending(self, stream_id: str, limit: int, *, control_only: bool = False) -> list[QueuedSet]:
         sql = _PENDING.format(control="AND control = 1" if control_only else "")

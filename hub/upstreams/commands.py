@@ -1,0 +1,177 @@
+"""``ssf-hub upstreams add | list | remove``: upstream subscriptions, written to the hub's store.
+
+Like ``ssf-hub token`` these work on the data dir (or the store the settings name), so they
+need no running hub; a running hub picks the change up within ``upstream_reload_interval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.config import DEFAULT_DATA_DIR, load_settings
+from hub.core.upstreams import DeliveryMode, Upstream
+from hub.errors import HubError
+from hub.store import Store, open_store
+from hub.upstreams.configuration import add_upstream, remove_upstream
+
+T = TypeVar("T")
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``upstreams`` on the ``ssf-hub`` sub-command parser."""
+    upstreams = sub.add_parser("upstreams", help="subscriptions to upstream SSF transmitters (IdPs)")
+    actions = upstreams.add_subparsers(dest="action", required=True)
+
+    add = actions.add_parser("add", help="subscribe to an upstream transmitter")
+    add.add_argument("--config-url", required=True, help="its issuer URL or .well-known configuration URL")
+    add.add_argument(
+        "--token-source",
+        required=True,
+        choices=["client-credentials", "bearer"],
+        help="client-credentials: OAuth with a private_key_jwt client assertion (RFC 7523); "
+        "bearer: a fixed access token (development)",
+    )
+    add.add_argument("--token-endpoint", help="client-credentials: the OAuth token endpoint")
+    add.add_argument("--client-id", help="client-credentials: the hub's client id there")
+    add.add_argument("--private-key", help="client-credentials: PEM or JWK file signing the assertion")
+    add.add_argument("--scope", help="client-credentials: scope to ask for")
+    add.add_argument("--audience", help="client-credentials: audience parameter, if the IdP wants one")
+    add.add_argument("--bearer-token", help="bearer: the access token")
+    add.add_argument("--delivery", choices=["push", "poll"], default="poll", help="default poll")
+    add.add_argument("--events", help="comma-separated event names or URIs (default: every CAEP/RISC event)")
+    add.add_argument("--name", help="the upstream's id (default: the transmitter's host name)")
+    add.add_argument("--description", help="free text for operators")
+    add.set_defaults(func=_add)
+
+    listing = actions.add_parser("list", help="every upstream with its health and last event")
+    listing.add_argument("--json", action="store_true", help="print the records as JSON")
+    listing.set_defaults(func=_list)
+
+    remove = actions.add_parser("remove", help="unsubscribe (the hub deletes its stream there)")
+    remove.add_argument("name", metavar="ID", help="the upstream's id (see upstreams list)")
+    remove.set_defaults(func=_remove)
+
+    for action in (add, listing, remove):
+        action.add_argument("--data-dir", help=f"the hub's data dir (default ./{DEFAULT_DATA_DIR})")
+        action.add_argument("--config", help="TOML settings file (also SSF_HUB_CONFIG)")
+        action.add_argument("--store", choices=["sqlite", "redis"], help="storage backend (default sqlite)")
+        action.add_argument("--redis-url", help="redis://host:port/db for --store redis")
+
+
+def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
+    overrides = {"data_dir": args.data_dir, "store": args.store, "redis_url": args.redis_url}
+    settings = load_settings(config_file=args.config, overrides=overrides)
+
+    async def run() -> T:
+        if settings.store == "sqlite":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(
+            settings.store,
+            data_dir=Path(settings.data_dir),
+            redis_url=settings.redis_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _request(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"config_url": args.config_url, "delivery": args.delivery}
+    if args.token_source == "bearer":
+        body["token_source"] = {"type": "bearer", "token": args.bearer_token}
+    else:
+        body["token_source"] = {
+            "type": "client_credentials",
+            "token_endpoint": args.token_endpoint,
+            "client_id": args.client_id,
+            # The hub reads the file when it connects, maybe from another directory.
+            "private_key_file": str(Path(args.private_key).resolve()) if args.private_key else None,
+            **{k: v for k, v in (("scope", args.scope), ("audience", args.audience)) if v},
+        }
+    if args.events:
+        body["events_requested"] = [e.strip() for e in args.events.split(",") if e.strip()]
+    if args.name:
+        body["upstream_id"] = args.name
+    if args.description:
+        body["description"] = args.description
+    return body
+
+
+def _add(args: argparse.Namespace) -> int:
+    if args.token_source == "bearer" and not args.bearer_token:
+        return _fail("add", "--token-source bearer needs --bearer-token")
+    if args.token_source == "client-credentials" and not (
+        args.token_endpoint and args.client_id and args.private_key
+    ):
+        return _fail(
+            "add", "--token-source client-credentials needs --token-endpoint, --client-id, --private-key"
+        )
+    try:
+        upstream = _with_store(args, lambda store: add_upstream(store, _request(args), now=time.time()))
+    except HubError as exc:
+        return _fail("add", exc.description)
+    print(upstream.upstream_id)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        found = _with_store(args, lambda store: store.list_upstreams())
+    except HubError as exc:
+        return _fail("list", exc.description)
+    if args.json:
+        print(json.dumps([u.public_view() for u in found], indent=2))
+        return 0
+    row = "{:<20} {:<5} {:<10} {:<9} {:<24} {:<20} {}"
+    print(row.format("UPSTREAM", "MODE", "HEALTH", "STATUS", "LAST EVENT", "STREAM", "ISSUER / LAST ERROR"))
+    for upstream in found:
+        print(row.format(*_columns(upstream)))
+    return 0
+
+
+def _columns(upstream: Upstream) -> tuple[str, ...]:
+    state = upstream.state
+    note = state.issuer or upstream.config_url
+    recent = state.last_error_at is not None and (
+        state.verified_at is None or state.last_error_at >= state.verified_at
+    )
+    if state.last_error and recent:  # an error before the last good verification is history
+        note += f" / {state.last_error}"
+    return (
+        upstream.upstream_id,
+        DeliveryMode(upstream.delivery).value,
+        state.health.value,
+        state.remote_status or "-",
+        _when(state.last_event_at),
+        state.stream_id or "-",
+        note,
+    )
+
+
+def _remove(args: argparse.Namespace) -> int:
+    try:
+        _with_store(args, lambda store: remove_upstream(store, args.name))
+    except HubError as exc:
+        return _fail("remove", exc.description)
+    return 0
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(at))
+
+
+def _fail(action: str, message: str) -> int:
+    print(f"ssf-hub upstreams {action}: {message}", file=sys.stderr)
+    return 1
