@@ -36,7 +36,11 @@ KEY_OVERLAP_DAYS = 7.0  # an old key stays in the JWKS this long so queued SETs 
 EXTERNAL_TOKEN_LEEWAY = 30  # seconds of clock skew allowed for external OAuth issuers
 PUSH_TIMEOUT = 10.0  # seconds per push attempt (Standard Webhooks suggests 15-30; SETs are tiny)
 PUSH_PAUSE_AFTER = 86400.0  # failing this long after a SET exhausted its retries: pause the stream
+PUSH_LEASE_SECONDS = 30.0  # research/delivery.md §4: Svix reclaims after 45 s, Convoy 90 s
 RETENTION_DAYS = 14.0  # delivered SETs and their attempts stay traceable this long
+INGEST_DEDUP_DAYS = 7.0  # an upstream (iss, jti) seen within this window is a duplicate (R-SEC-3)
+INGEST_CLOCK_SKEW = 60.0  # seconds an upstream SET's iat may lie in the future (R-SEC-3)
+INGEST_JWKS_REFETCH_SECONDS = 10.0  # at most one JWKS refetch per issuer this often (R-SEC-2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,18 @@ class Settings:
     push_endpoint_concurrency: int = 10
     push_endpoint_rate: float = 1000.0  # SETs/s to one endpoint_url; 0 = no cap
     push_max_in_flight: int = 200
+    # A replica's claim on a stream's push work; a killed replica's streams move on after this.
+    push_lease_seconds: float = PUSH_LEASE_SECONDS
     push_allow_cidrs: tuple[str, ...] = ()  # on-premises ranges push may reach (e.g. 10.20.0.0/16)
     retention_days: float = RETENTION_DAYS
+    ingest_dedup_days: float = INGEST_DEDUP_DAYS
+    ingest_clock_skew: float = INGEST_CLOCK_SKEW
+    ingest_jwks_refetch_seconds: float = INGEST_JWKS_REFETCH_SECONDS
+    # Upstream subscriptions (issue #4): how often the store is re-read for added/removed
+    # upstreams, each stream at an upstream is checked, and how long a verification may take.
+    upstream_reload_interval: float = 5.0
+    upstream_check_interval: float = 60.0
+    upstream_verify_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -246,14 +260,25 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("push_pause_after", "must be >= 0 seconds")
     if s.push_endpoint_concurrency < 1 or s.push_max_in_flight < 1:
         raise bad("push_endpoint_concurrency", "concurrency caps must be >= 1")
+    if not 1 <= s.push_lease_seconds <= 600:
+        raise bad("push_lease_seconds", "must be between 1 and 600 seconds")
     if s.push_endpoint_rate < 0:
         raise bad("push_endpoint_rate", "must be >= 0 (0 = no cap)")
     try:
         AddressPolicy.from_strings(s.allow_private_endpoints, s.push_allow_cidrs)
     except ValueError as exc:
         raise bad("push_allow_cidrs", str(exc)) from None
+    for name in ("upstream_reload_interval", "upstream_check_interval", "upstream_verify_timeout"):
+        if not 0.1 <= getattr(s, name) <= 86400:
+            raise bad(name, "must be between 0.1 and 86400 seconds")
     if s.retention_days <= 0:
         raise bad("retention_days", "must be > 0")
+    if s.ingest_dedup_days <= 0:
+        raise bad("ingest_dedup_days", "must be > 0")
+    if not 0 <= s.ingest_clock_skew <= 3600:
+        raise bad("ingest_clock_skew", "must be between 0 and 3600 seconds")
+    if not 0 <= s.ingest_jwks_refetch_seconds <= 3600:
+        raise bad("ingest_jwks_refetch_seconds", "must be between 0 and 3600 seconds")
     if s.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
         raise bad("log_level", "must be one of critical, error, warning, info, debug")
 

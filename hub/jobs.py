@@ -14,8 +14,10 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from hub.key_storage import RING_RELOAD_SECONDS
 from hub.rotation import rotate_signing_keys
 from hub.store.base import Store
+from hub.store.outages import STORE_OUTAGES, describe_outage
 from hub.web.context import HubContext
 
 log = logging.getLogger("hub.jobs")
@@ -45,10 +47,17 @@ class ClusterJob:
     async def __call__(self) -> bool:
         """Run the job unless another replica holds this interval; True if it ran."""
         ttl = self.interval * LEASE_SHARE
-        if not await self.store.acquire_lease(f"job:{self.name}", self.holder, now=self.clock(), ttl=ttl):
+        try:
+            if not await self.store.acquire_lease(f"job:{self.name}", self.holder, now=self.clock(), ttl=ttl):
+                return False
+        except STORE_OUTAGES as exc:
+            # Nobody can run it while the store is down; the next interval tries again.
+            log.warning("job %s skipped: %s", self.name, describe_outage(exc))
             return False
         try:
             await self.job()
+        except STORE_OUTAGES as exc:
+            log.warning("job %s interrupted (%s); it runs next interval", self.name, describe_outage(exc))
         except Exception:
             log.exception("job %s failed; it runs again at the next interval", self.name)
         return True
@@ -65,10 +74,19 @@ def start_jobs(ctx: HubContext, clock: Callable[[], float]) -> Any:
         scheduler.add_job(run, "interval", seconds=interval, id=name, coalesce=True, max_instances=1)
 
     async def rotate_keys() -> None:
-        await rotate_signing_keys(ctx.keys, settings, clock())
+        await rotate_signing_keys(ctx.key_storage, ctx.keys, settings, clock())
+
+    async def reload_keys() -> None:
+        try:
+            if await ctx.key_storage.reload_ring(ctx.keys):
+                log.info("signing key ring reloaded from the store; active kid %s", ctx.keys.active.kid)
+        except STORE_OUTAGES as exc:
+            log.warning("key ring reload skipped: %s", describe_outage(exc))
 
     async def forget_old_sets() -> None:
         await ctx.store.delete_finished(clock() - settings.retention_days * 86400)
+        # Ingest receipts carry their own expiry (ingest_dedup_days), set when they were made.
+        await ctx.store.forget_ingested(clock())
 
     async def pause_inactive() -> None:
         paused = await ctx.streams.pause_inactive()
@@ -76,6 +94,16 @@ def start_jobs(ctx: HubContext, clock: Callable[[], float]) -> Any:
             log.info("paused %d inactive stream(s)", len(paused))
 
     once_per_cluster("rotate_keys", KEY_CHECK_SECONDS, rotate_keys)
+    if ctx.key_storage.shared:
+        # Every replica, not once per cluster: each must take a rotation another one made.
+        scheduler.add_job(
+            reload_keys,
+            "interval",
+            seconds=RING_RELOAD_SECONDS,
+            id="reload_keys",
+            coalesce=True,
+            max_instances=1,
+        )
     once_per_cluster("retention", RETENTION_CHECK_SECONDS, forget_old_sets)
     if settings.inactivity_timeout:
         once_per_cluster("inactivity", INACTIVITY_CHECK_SECONDS, pause_inactive)

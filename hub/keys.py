@@ -129,6 +129,12 @@ class SigningKeyRing:
     def needs_rotation(self, now: float, max_age: float) -> bool:
         return now - self.active.created_at >= max_age
 
+    def adopt(self, other: SigningKeyRing) -> None:
+        """Take ``other``'s keys in place (a rotation another replica stored), so every
+        holder of this ring object signs and publishes with them from now on."""
+        self._keys = list(other.keys)
+        self._jwks = None
+
 
 # -- files ------------------------------------------------------------------------------------
 
@@ -195,14 +201,63 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"key file {path} cannot be read: {exc}") from exc
 
 
-def _import_private(data: Any, path: Path) -> Key:
+def _import_private(data: Any, source: Path | str) -> Key:
+    """``source`` names where the key came from in error messages (a file, a store key)."""
     try:
         key = import_key(data)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"key file {path} holds an invalid JWK: {exc}") from exc
+        raise ConfigError(f"key file {source} holds an invalid JWK: {exc}") from exc
     if not key.is_private:
-        raise ConfigError(f"key file {path} holds a public key; a private key is needed")
+        raise ConfigError(f"key file {source} holds a public key; a private key is needed")
     key.ensure_kid()
+    return key
+
+
+def encode_ring(ring: SigningKeyRing) -> bytes:
+    """The ring as stored (a file, or a document in a shared store): private JWKs and times."""
+    doc = {
+        "version": _FILE_VERSION,
+        "keys": [
+            {
+                "jwk": k.key.as_dict(private=True),
+                "alg": k.alg,
+                "created_at": k.created_at,
+                "not_after": k.not_after,
+            }
+            for k in ring.keys
+        ],
+    }
+    return json.dumps(doc, indent=1).encode()
+
+
+def decode_ring(doc: Any, source: Path | str) -> SigningKeyRing:
+    """The ring from what :func:`encode_ring` wrote; ``source`` names it in errors."""
+    try:
+        ring_keys = [
+            RingKey(
+                key=_import_private(e["jwk"], source),
+                alg=str(e["alg"]),
+                created_at=float(e["created_at"]),
+                not_after=None if e.get("not_after") is None else float(e["not_after"]),
+            )
+            for e in doc["keys"]
+        ]
+        return SigningKeyRing(ring_keys)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"key file {source} is malformed: {exc}") from exc
+
+
+def import_token_key(data: Any, source: Path | str) -> ECKey:
+    """The local issuer's key from its JWK; it must be a private P-256 EC key."""
+    key = _import_private(data, source)
+    if not isinstance(key, ECKey) or key.curve_name != "P-256":
+        raise ConfigError(f"key file {source} must hold a P-256 EC key")
+    return key
+
+
+def generate_token_key() -> ECKey:
+    key = _generate(TOKEN_KEY_ALG)
+    assert isinstance(key, ECKey)
     return key
 
 
@@ -216,42 +271,13 @@ class KeyFile:
         return self.path.exists()
 
     def load(self) -> SigningKeyRing:
-        doc = _read_json(self.path)
-        try:
-            entries = doc["keys"]
-            ring_keys = [
-                RingKey(
-                    key=_import_private(e["jwk"], self.path),
-                    alg=str(e["alg"]),
-                    created_at=float(e["created_at"]),
-                    not_after=None if e.get("not_after") is None else float(e["not_after"]),
-                )
-                for e in entries
-            ]
-            return SigningKeyRing(ring_keys)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"key file {self.path} is malformed: {exc}") from exc
-
-    def _encode(self, ring: SigningKeyRing) -> bytes:
-        doc = {
-            "version": _FILE_VERSION,
-            "keys": [
-                {
-                    "jwk": k.key.as_dict(private=True),
-                    "alg": k.alg,
-                    "created_at": k.created_at,
-                    "not_after": k.not_after,
-                }
-                for k in ring.keys
-            ],
-        }
-        return json.dumps(doc, indent=1).encode()
+        return decode_ring(_read_json(self.path), self.path)
 
     def save(self, ring: SigningKeyRing) -> None:
-        write_atomic(self.path, self._encode(ring))
+        write_atomic(self.path, encode_ring(ring))
 
     def create(self, ring: SigningKeyRing) -> bool:
-        return create_exclusive(self.path, self._encode(ring))
+        return create_exclusive(self.path, encode_ring(ring))
 
 
 def save_signing_keys(data_dir: Path, ring: SigningKeyRing) -> None:
@@ -285,11 +311,7 @@ def load_or_create_token_key(data_dir: Path) -> ECKey:
     """The local issuer's ES256 key, shared by the hub and ``ssf-hub token`` processes."""
     path = keys_dir(data_dir) / "access-token.json"
     if not path.exists():
-        key = _generate(TOKEN_KEY_ALG)
-        assert isinstance(key, ECKey)
+        key = generate_token_key()
         if create_exclusive(path, json.dumps(key.as_dict(private=True)).encode()):
             return key
-    key_read = _import_private(_read_json(path), path)
-    if not isinstance(key_read, ECKey) or key_read.curve_name != "P-256":
-        raise ConfigError(f"key file {path} must hold a P-256 EC key")
-    return key_read
+    return import_token_key(_read_json(path), path)

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from hub.config import Settings
-from hub.keys import SigningKeyRing, save_signing_keys
+from hub.key_storage import KeyStorage
+from hub.keys import SigningKeyRing
 
 log = logging.getLogger("hub.keys")
 DAY = 86400.0
 
 
 async def rotate_signing_keys(
-    ring: SigningKeyRing, settings: Settings, now: float, *, force: bool = False
+    storage: KeyStorage, ring: SigningKeyRing, settings: Settings, now: float, *, force: bool = False
 ) -> bool:
     """Drop keys past their overlap, rotate when due (or forced), persist; True if anything changed.
 
     The previous key stays in the JWKS for ``key_overlap_days`` so SETs signed with it and
-    still queued keep verifying.
+    still queued keep verifying. With shared storage the edit applies to the newest stored
+    ring, so a rotation another replica just made is not made twice (unless forced).
     """
-    changed = ring.prune(now)
-    if force or ring.needs_rotation(now, settings.key_rotation_days * DAY):
-        ring.rotate(now, settings.key_overlap_days * DAY, alg=settings.signing_alg)
-        changed = True
+
+    def edit(current: SigningKeyRing) -> bool:
+        changed = current.prune(now)
+        if force or current.needs_rotation(now, settings.key_rotation_days * DAY):
+            current.rotate(now, settings.key_overlap_days * DAY, alg=settings.signing_alg)
+            changed = True
+        return changed
+
+    before = ring.active.kid
+    changed = await storage.change_ring(ring, edit)
+    if ring.active.kid != before:
         log.info("signing key rotated; active kid %s", ring.active.kid)
-    if changed:
-        await asyncio.to_thread(save_signing_keys, settings.data_dir, ring)
     return changed

@@ -25,6 +25,7 @@ from hub.core.ratelimit import TokenBucket
 from hub.core.retry import RetrySchedule
 from hub.push.sender import PushResult, PushSender
 from hub.store.base import Store
+from hub.store.outages import describe_outage, is_store_outage
 from hub.wakeup import wait_for
 
 log = logging.getLogger("hub.push")
@@ -85,6 +86,7 @@ class PushDispatcher:
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._store_down = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,8 +116,14 @@ class PushDispatcher:
             await self.sleeper(self.policy.sweep_interval, never)
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("push sweep failed; retrying at the next interval")
+            except Exception as exc:
+                if not is_store_outage(exc):
+                    log.exception("push sweep failed; retrying at the next interval")
+                elif not self._store_down:  # one line per outage, not one per sweep
+                    log.warning("push sweep: store unreachable (%s); retrying", describe_outage(exc))
+                self._store_down = is_store_outage(exc)
+            else:
+                self._store_down = False
 
     def wake(self, stream_id: str) -> None:
         """New work (or a status change) on a stream: make sure a worker looks at it."""
@@ -141,8 +149,11 @@ class PushDispatcher:
             await self._work(stream_id, lease, wake)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("push worker for stream %s failed; the sweep restarts it", stream_id)
+        except Exception as exc:
+            if is_store_outage(exc):  # the SETs stay queued; the sweep restarts this worker
+                log.warning("push worker for stream %s stopped: %s", stream_id, describe_outage(exc))
+            else:
+                log.exception("push worker for stream %s failed; the sweep restarts it", stream_id)
         finally:
             self._workers.pop(stream_id, None)
             self._pokes.pop(stream_id, None)
@@ -169,22 +180,31 @@ class PushDispatcher:
                 if not wake.is_set():
                     return
                 continue
-            wait = await self._deliver(stream, items)
+            wait = await self._deliver(stream, items, lease)
             if wait > 0:
                 await self.sleeper(min(wait, self.policy.lease_ttl / 2), wake)
 
-    async def _deliver(self, stream: Stream, items: list[QueuedSet]) -> float:
+    async def _deliver(self, stream: Stream, items: list[QueuedSet], lease: str | None = None) -> float:
         """Send ``items`` in order; returns how long until the blocked head may be retried (0 = go on)."""
         url = stream.delivery.endpoint_url
         assert url is not None
         health = before = await self.store.get_health(stream.stream_id)
         delivered: list[Attempt] = []
         pokes = self._pokes.get(stream.stream_id, 0)
+        renew_at = self.clock() + self.policy.lease_ttl / 3
         try:
             for item in items:
                 due = item.next_attempt_at - self.clock()
                 if due > 0:
                     return due
+                if lease is not None and self.clock() >= renew_at:
+                    # A slow batch must not outlive the lease: another replica would then send
+                    # the same stream at the same time, out of order.
+                    if not await self.store.acquire_lease(
+                        lease, self.holder, now=self.clock(), ttl=self.policy.lease_ttl
+                    ):
+                        return 0.0
+                    renew_at = self.clock() + self.policy.lease_ttl / 3
                 if self._pokes.get(stream.stream_id, 0) != pokes:
                     # Woken mid-batch: if the stream was paused, disabled, re-pointed or
                     # deleted meanwhile, stop here and start over from the store (R-STATUS-5).

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from hub.errors import ConfigError
 from hub.store.base import Store
+from hub.store.redis import RedisStore
 from hub.store.sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "open_store"]
+__all__ = ["RedisStore", "SQLiteStore", "Store", "open_store"]
 
 STORE_KINDS = ("sqlite", "redis")
 
@@ -20,5 +21,7 @@ def open_store(
     if kind == "sqlite":
         return SQLiteStore(data_dir / "hub.sqlite3", synchronous=sqlite_synchronous)
     if kind == "redis":
-        raise ConfigError("the redis store arrives with issue #6; use store kind 'sqlite' for now")
+        if not redis_url:
+            raise ConfigError("the redis store needs a redis URL (--redis-url redis://HOST:PORT/DB)")
+        return RedisStore(redis_url)
     raise ConfigError(f"unknown store kind {kind!r}; choose one of: {', '.join(STORE_KINDS)}")

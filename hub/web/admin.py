@@ -20,7 +20,7 @@ async def rotate_keys_endpoint(request: Request) -> Response:
     """Rotate the SET signing key now; the old key stays published for the overlap period."""
     hub = hub_of(request)
     await authorize(request, SCOPE_ADMIN)
-    await rotate_signing_keys(hub.keys, hub.settings, hub.transmitter.clock(), force=True)
+    await rotate_signing_keys(hub.key_storage, hub.keys, hub.settings, hub.transmitter.clock(), force=True)
     return json_response({"active_kid": hub.keys.active.kid, "jwks": hub.keys.jwks()})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -13,7 +12,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
-from hub import keys as keyfiles
 from hub.access import ExternalIssuer, TokenValidator
 from hub.config import Settings, push_schedule
 from hub.core.addresses import AddressPolicy
@@ -21,6 +19,7 @@ from hub.core.discovery import (
     ADD_SUBJECT_PATH,
     ADMIN_PATH,
     CONFIGURATION_PATH,
+    INGEST_PATH,
     JWKS_PATH,
     POLL_PATH,
     REMOVE_SUBJECT_PATH,
@@ -33,18 +32,24 @@ from hub.core.events import CATALOGUE
 from hub.core.model import POLL_METHOD, PUSH_METHOD, SubjectMode
 from hub.core.streams import StreamPolicy
 from hub.errors import HubError
+from hub.ingest import IngestPipeline, IssuerRegistry
+from hub.ingest.verifiers import IssuerVerifiers
 from hub.jobs import start_jobs
+from hub.key_storage import key_storage_for
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
 from hub.push.dispatcher import PushDispatcher, PushPolicy
 from hub.push.egress import EndpointGuard, Resolver, system_resolver
 from hub.push.sender import PushSender
 from hub.store import Store, open_store
+from hub.store.outages import REDIS_OUTAGES
 from hub.transmitter import Transmitter
+from hub.upstreams.runtime import start_upstreams
 from hub.wakeup import QueueSignal
-from hub.web import admin, meta, ssf
+from hub.wakeup_redis import RedisWakeupRelay
+from hub.web import admin, ingest, issuers, meta, ssf, upstreams
 from hub.web.context import HubContext
-from hub.web.http import handle_http_exception, handle_hub_error, handle_unexpected
+from hub.web.http import handle_http_exception, handle_hub_error, handle_store_outage, handle_unexpected
 
 log = logging.getLogger("hub")
 
@@ -79,6 +84,17 @@ def routes(settings: Settings) -> list[BaseRoute]:
         ),
         Route(prefix + ADMIN_PATH + "/keys/rotate", admin.rotate_keys_endpoint, methods=["POST"]),
         Route(prefix + ADMIN_PATH + "/trace/{ident}", admin.trace_endpoint, methods=["GET"]),
+        Route(prefix + INGEST_PATH, ingest.ingest_endpoint, methods=["POST"]),
+        Route(prefix + ADMIN_PATH + "/issuers", issuers.issuers_endpoint, methods=["GET", "POST"]),
+        Route(
+            prefix + ADMIN_PATH + "/issuers/{iss:path}", issuers.issuer_endpoint, methods=["GET", "DELETE"]
+        ),
+        Route(prefix + ADMIN_PATH + "/upstreams", upstreams.upstreams_endpoint, methods=["GET", "POST"]),
+        Route(
+            prefix + ADMIN_PATH + "/upstreams/{upstream_id}",
+            upstreams.upstream_endpoint,
+            methods=["GET", "DELETE"],
+        ),
     ]
 
 
@@ -102,6 +118,7 @@ def create_app(
             stack.push_async_callback(ctx.push.stop)
             scheduler = start_jobs(ctx, clock)
             stack.callback(scheduler.shutdown, wait=False)
+            ctx.upstreams = await start_upstreams(ctx, stack, clock=clock)
             log.info("ssf-hub ready: issuer %s, store %s", settings.issuer_url, settings.store)
             yield
 
@@ -111,6 +128,8 @@ def create_app(
         exception_handlers={
             HubError: handle_hub_error,
             HTTPException: handle_http_exception,
+            # A redis-py error that got past the store still means "down", never a 500.
+            **dict.fromkeys(REDIS_OUTAGES, handle_store_outage),
             Exception: handle_unexpected,
         },
     )
@@ -140,9 +159,10 @@ async def _build_context(
         http_client = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
         stack.push_async_callback(http_client.aclose)
 
-    now = clock()
-    ring = await asyncio.to_thread(keyfiles.load_or_create_signing_keys, data_dir, settings.signing_alg, now)
-    token_key = await asyncio.to_thread(keyfiles.load_or_create_token_key, data_dir)
+    # Key files in the data dir on SQLite; documents in the store, shared by replicas, on Redis.
+    key_storage = key_storage_for(store, data_dir)
+    ring = await key_storage.load_ring(settings.signing_alg, clock())
+    token_key = await key_storage.token_key()
     tokens = TokenValidator(
         token_key,
         [ExternalIssuer(i.issuer, i.jwks_uri, i.audience or None) for i in settings.external_issuers],
@@ -187,12 +207,46 @@ async def _build_context(
             endpoint_rate=settings.push_endpoint_rate,
             endpoint_burst=max(settings.push_endpoint_rate, 1.0),
             max_in_flight=settings.push_max_in_flight,
+            lease_ttl=settings.push_lease_seconds,
         ),
         pause=streams.pause_failing,
         clock=clock,
     )
     signal.subscribe(push.wake)
-    return HubContext(settings, store, ring, tokens, transmitter, streams, polls, policy, push)
+    if settings.store == "redis" and settings.redis_url:
+        # Replicas share the store, so a SET queued on one must wake polls and push on all.
+        relay = RedisWakeupRelay.from_url(settings.redis_url, signal)
+        await relay.start()
+        stack.push_async_callback(relay.stop)
+    registry = IssuerRegistry(store)
+    pipeline = IngestPipeline(
+        store,
+        registry,
+        IssuerVerifiers(
+            audience=issuer,
+            http=http_client,
+            max_future_skew=settings.ingest_clock_skew,
+            min_refetch_interval=settings.ingest_jwks_refetch_seconds,
+            clock=clock,
+        ),
+        transmitter,
+        dedup_seconds=settings.ingest_dedup_days * 86400,
+        clock=clock,
+    )
+    return HubContext(
+        settings,
+        store,
+        ring,
+        tokens,
+        transmitter,
+        streams,
+        polls,
+        policy,
+        push,
+        issuers=registry,
+        ingest=pipeline,
+        key_storage=key_storage,
+    )
 
 
 def push_http_client(settings: Settings) -> httpx.AsyncClient:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from hub.access import TokenValidator
 from hub.config import Settings
 from hub.core.streams import StreamPolicy
+from hub.ingest import IngestPipeline, IssuerRegistry
+from hub.key_storage import KeyStorage
 from hub.keys import SigningKeyRing
 from hub.management import StreamManagement
 from hub.polling import PollDelivery
 from hub.push.dispatcher import PushDispatcher
 from hub.store.base import Store
 from hub.transmitter import Transmitter
+from hub.upstreams.supervisor import UpstreamSupervisor
 
 
 @dataclass(slots=True)
@@ -28,6 +31,10 @@ class HubContext:
     polls: PollDelivery
     policy: StreamPolicy
     push: PushDispatcher
+    issuers: IssuerRegistry
+    ingest: IngestPipeline
+    upstreams: UpstreamSupervisor | None = None  # set once the lifespan started it
+    key_storage: KeyStorage = field(kw_only=True)  # where the keys above persist
 
 
 def hub_of(request: Request) -> HubContext:

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from hub.access import Principal, TokenValidator, require_scope
 from hub.errors import HubError, InvalidRequest, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable
+from hub.store.outages import OUTAGE_RETRY_AFTER, describe_outage
 
 log = logging.getLogger("hub.web")
 
@@ -79,6 +80,14 @@ def error_response(exc: HubError) -> JSONResponse:
 async def handle_hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
     return error_response(exc)
+
+
+async def handle_store_outage(request: Request, exc: Exception) -> Response:
+    # The store (Redis) is unreachable: fail fast and say when to come back, not a 500.
+    log.warning("store unreachable on %s %s: %s", request.method, request.url.path, describe_outage(exc))
+    return error_response(
+        Unavailable("the hub's store is unreachable; retry shortly", retry_after=OUTAGE_RETRY_AFTER)
+    )
 
 
 _HTTP_ERRS = {404: "not_found", 405: "method_not_allowed"}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -62,15 +64,21 @@ log = logging.getLogger("receivers.examples")
 class DevIdentityProvider:
     def __init__(self, directory: Path) -> None:
         path = directory / "idp.json"
-        if path.exists():
-            key = import_key(json.loads(path.read_text()))
-        else:
+        if not path.exists():
             directory.mkdir(parents=True, exist_ok=True)
-            key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
-            key.ensure_kid()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(key.as_dict(private=True), out)
+            fresh = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
+            fresh.ensure_kid()
+            # Written aside, then linked into place: examples started together (compose,
+            # compose/loopback.py) agree on one key and never read a half-written file.
+            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".idp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w") as out:  # mkstemp creates it with mode 0600
+                    json.dump(fresh.as_dict(private=True), out)
+                with contextlib.suppress(FileExistsError):  # another process was first: use its key
+                    os.link(temporary, path)
+            finally:
+                os.unlink(temporary)
+        key = import_key(json.loads(path.read_text()))
         key.ensure_kid()
         self.key = key
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support.hub import CAEP, RISC, RunningHub
+from tests.support.hub import CAEP, RISC, RunningHub, on_each_store
 from tests.support.sets import event_of
 
 ALICE = {"format": "email", "email": "alice@example.com"}
@@ -17,6 +17,7 @@ async def _post(hub: RunningHub, body: object):
     return await hub.client.post("/ssf/admin/events", json=body, headers=hub.auth(*ADMIN))
 
 
+@on_each_store
 async def test_emit_issues_one_signed_set_per_stream_with_a_shared_txn(
     hub: RunningHub,
 ) -> None:  # R-SET-5, -14
@@ -97,14 +98,14 @@ async def test_emit_with_no_matching_stream_queues_nothing(hub: RunningHub) -> N
     assert result["sets"] == [] and result["txn"]
 
 
-async def test_emitted_sets_survive_a_restart(tmp_path) -> None:  # durably queued before 200
+async def test_emitted_sets_survive_a_restart(tmp_path, each_store) -> None:  # durably queued before 200
     from tests.support.hub import run_hub
 
-    async with run_hub(tmp_path) as hub:
+    async with run_hub(tmp_path, **each_store) as hub:
         s = await hub.create_stream()
         await hub.add_subject(s["stream_id"], ALICE)
         (item,) = (await hub.emit("session-revoked", ALICE))["sets"]
-    async with run_hub(tmp_path, port=hub.settings.port) as hub:
+    async with run_hub(tmp_path, **each_store, port=hub.settings.port) as hub:
         (claims,) = await hub.poll_verified(s)
         assert claims["jti"] == item["jti"]
 

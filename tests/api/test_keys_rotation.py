@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tests.support.hub import RunningHub
+from tests.support.hub import RunningHub, on_each_store
 from tests.support.sets import verify_set
 
 ALICE = {"format": "email", "email": "alice@example.com"}
 
 
+@on_each_store
 async def test_sets_signed_before_a_rotation_still_verify(hub: RunningHub) -> None:
     s = await hub.create_stream()
     await hub.add_subject(s["stream_id"], ALICE)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.hub import CAEP, RunningHub
+from tests.support.hub import CAEP, RunningHub, on_each_store
 
 ALICE = {"format": "email", "email": "alice@example.com"}
 
@@ -36,6 +36,7 @@ async def test_empty_poll_has_required_sets_member(hub: RunningHub) -> None:  # 
     assert r.json() == {"sets": {}}
 
 
+@on_each_store
 async def test_max_events_and_more_available_keep_order(hub: RunningHub) -> None:  # R-POLL-2, -3, -8
     s = await _stream(hub)
     jtis = await _emit_n(hub, 5)
@@ -47,6 +48,7 @@ async def test_max_events_and_more_available_keep_order(hub: RunningHub) -> None
     assert list(third["sets"]) == jtis[4:] and "moreAvailable" not in third
 
 
+@on_each_store
 async def test_unacknowledged_sets_are_redelivered(hub: RunningHub) -> None:  # R-POLL-6
     s = await _stream(hub)
     jtis = await _emit_n(hub, 2)
@@ -56,6 +58,7 @@ async def test_unacknowledged_sets_are_redelivered(hub: RunningHub) -> None:  # 
     assert (await hub.poll(s, ack=[jtis[1]])) == {"sets": {}}
 
 
+@on_each_store
 async def test_ack_only_request(hub: RunningHub) -> None:  # R-POLL-4
     s = await _stream(hub)
     jtis = await _emit_n(hub, 3)
@@ -69,6 +72,7 @@ async def test_unknown_acks_are_ignored(hub: RunningHub) -> None:  # R-POLL-8
     assert list((await hub.poll(s, ack=["never-issued"]))["sets"]) == jtis
 
 
+@on_each_store
 async def test_set_errs_are_recorded_and_visible_to_admins(hub: RunningHub) -> None:  # R-POLL-2, -5
     s = await _stream(hub)
     jtis = await _emit_n(hub, 2)
@@ -91,6 +95,7 @@ async def test_set_errs_are_recorded_and_visible_to_admins(hub: RunningHub) -> N
     )
 
 
+@on_each_store
 async def test_long_poll_wakes_when_an_event_is_queued(
     hub: RunningHub,
 ) -> None:  # R-POLL-2 returnImmediately=false
@@ -127,6 +132,7 @@ async def test_long_poll_returns_pending_sets_at_once(hub: RunningHub) -> None:
     assert time.monotonic() - started < 1
 
 
+@on_each_store
 async def test_long_poll_on_paused_stream_wakes_on_enable(hub: RunningHub) -> None:  # R-STATUS-5
     s = await _stream(hub)
     await hub.client.post(
@@ -180,6 +186,7 @@ async def test_max_events_is_capped(hub: RunningHub) -> None:  # DESIGN.md: maxE
     assert len(data["sets"]) == 3
 
 
+@on_each_store
 async def test_each_stream_has_its_own_queue(hub: RunningHub) -> None:
     a = await _stream(hub)
     b = await _stream(hub)
@@ -195,6 +202,7 @@ async def test_each_stream_has_its_own_queue(hub: RunningHub) -> None:
     assert next(iter(ca["events"])) == CAEP + "session-revoked"
 
 
+@on_each_store
 async def test_a_long_poll_abandoned_by_its_client_loses_nothing(hub: RunningHub) -> None:
     s = await _stream(hub)
     waiting = asyncio.create_task(hub.poll(s, returnImmediately=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.hub import SSF, RunningHub
+from tests.support.hub import SSF, RunningHub, on_each_store
 
 ALICE = {"format": "email", "email": "alice@example.com"}
 
@@ -49,6 +49,7 @@ async def test_each_status_can_be_set_and_read_back(hub: RunningHub) -> None:  #
         assert r.json() == body
 
 
+@on_each_store
 async def test_paused_stream_holds_events_until_enabled(hub: RunningHub) -> None:  # R-STATUS-5, R-STATUS-9
     s = await _stream_with_alice(hub)
     await hub.client.post(
@@ -68,6 +69,7 @@ async def test_paused_stream_holds_events_until_enabled(hub: RunningHub) -> None
     assert claims[1]["events"][SSF + "verification"] == {"state": "v1"}
 
 
+@on_each_store
 async def test_disabled_stream_drops_events(hub: RunningHub) -> None:  # R-STATUS-6
     s = await _stream_with_alice(hub)
     held = await hub.emit("session-revoked", ALICE)  # queued before disabling: dropped too

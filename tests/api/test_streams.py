@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.hub import CAEP, RISC, RunningHub
+from tests.support.hub import CAEP, RISC, RunningHub, on_each_store
 
 POLL = "urn:ietf:rfc:8936"
 
@@ -40,6 +40,7 @@ async def test_several_streams_per_receiver_each_with_its_own_poll_url(hub: Runn
     assert a["delivery"]["endpoint_url"] != b["delivery"]["endpoint_url"]  # R-STREAM-3 poll
 
 
+@on_each_store
 async def test_read_one_and_read_all(hub: RunningHub) -> None:  # R-STREAM-9
     r = await hub.client.get("/ssf/stream", headers=hub.auth())
     assert r.status_code == 200 and r.json() == []
@@ -61,6 +62,7 @@ async def test_read_with_read_scope(hub: RunningHub) -> None:  # ssf.read reads 
     assert r.status_code == 403
 
 
+@on_each_store
 async def test_another_receiver_sees_not_found(hub: RunningHub) -> None:  # R-STREAM-1
     a = await hub.create_stream()
     other = hub.auth("receiver-2")
@@ -89,6 +91,7 @@ async def test_patch_changes_only_what_is_sent(hub: RunningHub) -> None:  # R-ST
     assert read.json() == updated
 
 
+@on_each_store
 async def test_put_replaces_and_deletes_what_is_left_out(hub: RunningHub) -> None:  # R-STREAM-11
     a = await hub.create_stream(description="will go")
     body = {
@@ -156,6 +159,7 @@ async def test_delete(hub: RunningHub) -> None:  # R-STREAM-13
     assert r.status_code == 400  # stream_id is REQUIRED
 
 
+@on_each_store
 async def test_deleting_a_stream_drops_its_queue(hub: RunningHub) -> None:  # DESIGN.md delivery semantics
     a = await hub.create_stream()
     subject = {"format": "email", "email": "alice@example.com"}

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hub import CAEP, RunningHub, run_hub
+from tests.support.hub import CAEP, RunningHub, on_each_store, run_hub
 
 ALICE = {"format": "email", "email": "alice@example.com"}
 BOB = {"format": "email", "email": "bob@example.com"}
 
 
+@on_each_store
 async def test_add_subject_is_200_empty_and_remove_is_204(hub: RunningHub) -> None:  # R-SUBJ-1, -2, -4
     s = await hub.create_stream()
     r = await hub.client.post(
@@ -60,6 +61,7 @@ async def test_unknown_stream_is_404(hub: RunningHub) -> None:  # R-SUBJ-3
     assert r.status_code == 404
 
 
+@on_each_store
 async def test_default_subjects_none_routes_only_added_subjects(hub: RunningHub) -> None:  # R-DISC-4 NONE
     s = await hub.create_stream()
     assert (await hub.emit("session-revoked", ALICE))["sets"] == []
@@ -79,6 +81,7 @@ async def test_email_domain_is_case_insensitive(hub: RunningHub) -> None:  # R-S
     assert len((await hub.emit("session-revoked", ALICE))["sets"]) == 1
 
 
+@on_each_store
 async def test_tenant_registration_gets_events_for_users_in_the_tenant(hub: RunningHub) -> None:  # R-SUB-10
     s = await hub.create_stream()
     tenant = {"format": "opaque", "id": "tenant-42"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.hub import SSF, RunningHub, run_hub
+from tests.support.hub import SSF, RunningHub, on_each_store, run_hub
 
 
 async def test_verification_echoes_state(hub: RunningHub) -> None:  # R-VERIFY-1, -4
@@ -58,6 +58,7 @@ async def test_min_verification_interval_gives_429(tmp_path: Path) -> None:  # R
         assert len((await hub.poll(s))["sets"]) == 1  # only the first was sent
 
 
+@on_each_store
 async def test_two_verifications_poll_and_ack(hub: RunningHub) -> None:  # conformance PollAndAck
     s = await hub.create_stream()
     await hub.client.post(

@@ -4,6 +4,7 @@ hub sends, how it reads each class of answer, and retries after failures."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.push.helpers import (
     ALICE,
@@ -32,11 +33,13 @@ def port_of(url: str) -> int:
 # -- the request (R-PUSH-1) ---------------------------------------------------------------------------
 
 
-async def test_a_pushed_set_is_one_signed_jwt_with_the_rfc_8935_headers(tmp_path: Path) -> None:  # R-PUSH-1
+async def test_a_pushed_set_is_one_signed_jwt_with_the_rfc_8935_headers(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:  # R-PUSH-1
     async with (
         push_receiver() as with_auth,
         push_receiver() as without_auth,
-        run_hub(tmp_path, allow_private_endpoints=True) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True) as hub,
     ):
         a = await push_stream(hub, with_auth.url, sub="rcv-a", authorization="Bearer rcv-secret")
         b = await push_stream(hub, without_auth.url, sub="rcv-b")
@@ -217,10 +220,12 @@ async def test_retry_after_lengthens_the_wait_beyond_the_schedule(tmp_path: Path
 # -- retries ------------------------------------------------------------------------------------------
 
 
-async def test_after_a_503_the_same_signed_set_is_sent_again(tmp_path: Path) -> None:  # R-PUSH-8
+async def test_after_a_503_the_same_signed_set_is_sent_again(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:  # R-PUSH-8
     async with (
         push_receiver() as receiver,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
     ):
         receiver.then(Reply(503), Reply(503))
         await push_stream(hub, receiver.url)

@@ -4,6 +4,7 @@ blocks the ones behind it on that stream only")."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.push.helpers import (
     ALICE,
@@ -19,10 +20,12 @@ from tests.support.hub import run_hub
 from tests.support.receiver import Reply, push_receiver
 
 
-async def test_sets_queued_behind_a_failing_head_arrive_in_queue_order(tmp_path: Path) -> None:
+async def test_sets_queued_behind_a_failing_head_arrive_in_queue_order(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:
     async with (
         push_receiver() as receiver,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
     ):
         receiver.default = Reply(503)
         stream = await push_stream(hub, receiver.url)
@@ -46,11 +49,13 @@ async def test_sets_queued_behind_a_failing_head_arrive_in_queue_order(tmp_path:
             await until_state(hub, jti, "delivered")
 
 
-async def test_a_blocked_stream_does_not_slow_another_stream(tmp_path: Path) -> None:
+async def test_a_blocked_stream_does_not_slow_another_stream(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:
     async with (
         push_receiver() as failing,
         push_receiver() as healthy,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule="0,0.2") as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule="0,0.2") as hub,
     ):
         failing.default = Reply(503)
         blocked = await push_stream(hub, failing.url, sub="rcv-down")

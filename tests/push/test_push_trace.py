@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.push.helpers import ALICE, FAST, admin, emit_one, push_stream, stream_view, trace, until_state
 from tests.support.hub import RunningHub, run_hub
@@ -31,10 +32,12 @@ def admin_token(hub: RunningHub) -> str:
     return hub.token("operator", "ssf.admin")
 
 
-async def test_the_trace_of_a_jti_lists_each_attempt_and_the_final_state(tmp_path: Path) -> None:
+async def test_the_trace_of_a_jti_lists_each_attempt_and_the_final_state(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:
     async with (
         push_receiver() as receiver,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
     ):
         receiver.then(Reply(503, json={"description": "busy"}), Reply(500))
         stream = await push_stream(hub, receiver.url)
@@ -61,11 +64,13 @@ async def test_the_trace_of_a_jti_lists_each_attempt_and_the_final_state(tmp_pat
         assert r.status_code == 403
 
 
-async def test_the_trace_of_a_txn_lists_every_stream_it_went_to(tmp_path: Path) -> None:
+async def test_the_trace_of_a_txn_lists_every_stream_it_went_to(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:
     async with (
         push_receiver() as up,
         push_receiver() as down,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
     ):
         down.default = Reply(503)
         a = await push_stream(hub, up.url, sub="rcv-up")
@@ -85,10 +90,12 @@ async def test_the_trace_of_a_txn_lists_every_stream_it_went_to(tmp_path: Path) 
         assert pending["last_error"] == "HTTP 503" and pending["attempts"][0]["status"] == 503
 
 
-async def test_the_streams_view_shows_depth_oldest_age_last_success_and_last_error(tmp_path: Path) -> None:
+async def test_the_streams_view_shows_depth_oldest_age_last_success_and_last_error(
+    tmp_path: Path, each_store: dict[str, Any]
+) -> None:
     async with (
         push_receiver() as receiver,
-        run_hub(tmp_path, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
+        run_hub(tmp_path, **each_store, allow_private_endpoints=True, push_retry_schedule=FAST) as hub,
     ):
         stream = await push_stream(hub, receiver.url)
         sid = stream["stream_id"]

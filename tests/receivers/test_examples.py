@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -64,3 +65,11 @@ def test_each_example_has_a_command_line(module: object, capsys: pytest.CaptureF
         module.main(["--help"])  # type: ignore[attr-defined]
     assert info.value.code == 0
     assert "--hub" in capsys.readouterr().out
+
+
+def test_examples_started_together_agree_on_one_development_idp_key(tmp_path: Path) -> None:
+    # compose starts the tool server, the gateway and the agent at once on one volume.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        kids = set(pool.map(lambda _: DevIdentityProvider(tmp_path).key.kid, range(16)))
+    assert len(kids) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["idp.json"]  # no temporary files left behind

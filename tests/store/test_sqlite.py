@@ -192,10 +192,9 @@ async def test_open_store_makes_an_unopened_sqlite_store_in_the_data_dir(tmp_pat
     assert not store.path.exists()
 
 
-@pytest.mark.parametrize(("kind", "message"), [("redis", "issue #6"), ("postgres", "sqlite, redis")])
-def test_open_store_refuses_kinds_it_cannot_make(tmp_path: Path, kind: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        open_store(kind, data_dir=tmp_path, redis_url="redis://localhost:6379/0")
+def test_open_store_refuses_kinds_it_cannot_make(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sqlite, redis"):
+        open_store("postgres", data_dir=tmp_path, redis_url="redis://localhost:6379/0")
 
 
 async def test_long_id_lists_are_split_into_batches_and_merged(

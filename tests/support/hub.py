@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
+from joserfc.jwk import ECKey
+from starlette.applications import Starlette
 
 from hub.access import mint_local_token
 from hub.config import Settings, load_settings
@@ -33,13 +36,15 @@ class RunningHub:
     settings: Settings
     base_url: str
     client: httpx.AsyncClient
+    app: Starlette | None = None  # in this process: ``app.state.hub`` is the running hub's context
+    token_key: ECKey | None = None  # the key the hub's local tokens are signed with (any store)
 
     @property
     def issuer(self) -> str:
         return self.settings.issuer_url
 
     def token(self, sub: str = "receiver-1", scope: str = "ssf.manage", ttl: int = 300) -> str:
-        key = load_or_create_token_key(self.settings.data_dir)
+        key = self.token_key or load_or_create_token_key(self.settings.data_dir)
         return mint_local_token(key, sub=sub, scope=scope, ttl=ttl, now=time.time())
 
     def auth(self, sub: str = "receiver-1", scope: str = "ssf.manage") -> dict[str, str]:
@@ -101,6 +106,10 @@ class RunningHub:
         return [verify_set(tok, jwks, iss=self.issuer, aud=stream["aud"]) for tok in data["sets"].values()]
 
 
+# For a test that should pass on both stores: ``@on_each_store`` runs it once with the
+# ``hub`` fixture on SQLite and once on the session's redis-server (tests/conftest.py).
+on_each_store = pytest.mark.parametrize("hub", ["sqlite", "redis"], indirect=True)
+
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
 SSF = "https://schemas.openid.net/secevent/ssf/event-type/"
@@ -131,7 +140,9 @@ async def run_hub(
             raise RuntimeError("hub did not start")
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=40) as client:
-            yield RunningHub(settings, base, client)
+            # From the hub's own key storage: on Redis the key is in the store, not the data dir.
+            token_key = await app.state.hub.key_storage.token_key()
+            yield RunningHub(settings, base, client, app, token_key)
     finally:
         server.should_exit = True
         await task

@@ -1,0 +1,127 @@
+"""Real ``redis-server`` processes for tests, each on a free loopback port.
+
+``redis_server`` (session fixture, in tests/conftest.py) is one fast, non-persistent
+server shared by the whole run; ``redis_url`` flushes it and hands a test its URL. For
+durability tests, :func:`start_redis` with ``appendonly=True`` starts a private server
+with AOF ``everysec`` that a test may stop (SIGTERM or SIGKILL) and start again on the
+same port and data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.support.hub import free_port
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+START_TIMEOUT = 10.0
+
+
+@dataclass
+class RedisServer:
+    """One redis-server child process; ``start``/``stop`` keep its port and directory."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    appendonly: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "redis.log"
+
+    def _command(self) -> list[str]:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+            if self.appendonly
+            else ["--appendonly", "no", "--save", ""]
+        )
+        return [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.log),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            *persistence,
+        ]
+
+    def start(self) -> None:
+        """Start it and wait until it answers PING (after loading its AOF, if any)."""
+        if not Path(REDIS_SERVER).exists():
+            raise RuntimeError("redis-server is not installed (tests/check.sh installs it)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + START_TIMEOUT
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited: {self._last_words()}")
+                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                    if client.ping():
+                        return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not answer in time: {self._last_words()}")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def _last_words(self) -> str:
+        stderr = self.process.stderr if self.process else None
+        err = stderr.read().decode(errors="replace") if stderr else ""
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        return (err + tail).strip()
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop it with ``sig``: SIGTERM shuts down cleanly (AOF flushed), SIGKILL does not."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+    def restart(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+    def flush(self) -> None:
+        with redis.Redis(port=self.port, socket_timeout=5) as client:
+            client.flushall()
+
+
+@contextlib.contextmanager
+def start_redis(directory: Path, *, appendonly: bool = False) -> Iterator[RedisServer]:
+    """A private redis-server for one test, stopped at the end whatever state it is in."""
+    server = RedisServer(directory, appendonly=appendonly)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(signal.SIGKILL)
