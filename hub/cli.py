@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ssf-hub: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Unavailable as exc:  # e.g. `issuers add --store redis` while Redis is down
+        print(f"ssf-hub: {exc.description}", file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 

@@ -260,3 +260,12 @@ def test_an_emitted_set_survives_kill_9(tmp_path: Path) -> None:  # DESIGN.md: 2
         assert list(polled.json()["sets"]) == [queued["jti"]]
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("command", ["issuers", "upstreams"])
+def test_registry_commands_on_an_unreachable_redis_say_so_in_one_line(command: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    out = run(command, "list", "--store", "redis", "--redis-url", dead)
+    assert out.returncode != 0
+    assert "cannot reach Redis" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

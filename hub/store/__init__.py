@@ -15,11 +15,19 @@ STORE_KINDS = ("sqlite", "redis")
 
 
 def open_store(
-    kind: str, *, data_dir: Path, redis_url: str | None = None, sqlite_synchronous: str = "FULL"
+    kind: str,
+    *,
+    data_dir: Path,
+    redis_url: str | None = None,
+    sqlite_synchronous: str = "FULL",
+    serving: bool = True,
 ) -> Store:
-    """The configured store, not yet opened (the caller awaits ``open()`` at start-up)."""
+    """The configured store, not yet opened (the caller awaits ``open()`` at start-up).
+
+    ``serving=False`` is for CLI commands that open the store beside a running hub."""
     if kind == "sqlite":
-        return SQLiteStore(data_dir / "hub.sqlite3", synchronous=sqlite_synchronous)
+        path = data_dir / "hub.sqlite3"
+        return SQLiteStore(path, synchronous=sqlite_synchronous, serving=serving)
     if kind == "redis":
         if not redis_url:
             raise ConfigError("the redis store needs a redis URL (--redis-url redis://HOST:PORT/DB)")

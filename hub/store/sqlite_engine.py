@@ -148,13 +148,18 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.C
 class SQLiteEngine:
     """Runs functions against one SQLite connection on one worker thread."""
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: str = "FULL", serving: bool = True
+    ) -> None:
         level = synchronous.upper()
         if level not in SYNCHRONOUS_LEVELS:
             choices = ", ".join(SYNCHRONOUS_LEVELS)
             raise ConfigError(f"sqlite synchronous must be one of {choices}, not {synchronous!r}")
         self.path = Path(path)
         self._synchronous = level
+        # Only the hub process may clear leases at open; a CLI command opening the same file
+        # beside a running hub must leave that hub's leases alone.
+        self._serving = serving
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -219,7 +224,8 @@ class SQLiteEngine:
                 conn.executescript(
                     f"BEGIN IMMEDIATE;{_MIGRATIONS[step]}PRAGMA user_version = {step + 1};COMMIT;"
                 )
-            conn.execute("DELETE FROM leases")  # whoever held them was an earlier run of this process
+            if self._serving:
+                conn.execute("DELETE FROM leases")  # held by an earlier run of this process
         except BaseException:
             conn.close()
             raise

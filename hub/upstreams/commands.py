@@ -77,6 +77,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]])
             data_dir=Path(settings.data_dir),
             redis_url=settings.redis_url,
             sqlite_synchronous=settings.sqlite_synchronous,
+            serving=False,
         )
         await store.open()
         try:

@@ -232,3 +232,16 @@ async def test_leases_are_cleared_when_the_store_is_reopened(db_path: Path) -> N
         assert await reopened.acquire_lease("push:s1", "run-2", now=102.0, ttl=3600.0) is True
     finally:
         await reopened.close()
+
+
+async def test_a_cli_opening_the_file_beside_a_running_hub_keeps_its_leases(db_path: Path) -> None:
+    hub_store = SQLiteStore(db_path)
+    await hub_store.open()
+    try:
+        assert await hub_store.acquire_lease("push:s1", "hub-run", now=100.0, ttl=3600.0) is True
+        cli_store = SQLiteStore(db_path, serving=False)  # e.g. `ssf-hub issuers add`
+        await cli_store.open()
+        await cli_store.close()
+        assert await hub_store.acquire_lease("push:s1", "other", now=101.0, ttl=3600.0) is False
+    finally:
+        await hub_store.close()
