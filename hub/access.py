@@ -36,6 +36,7 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry, encode
 
 from hub.errors import ConfigError, Forbidden, Unauthorized
 from hub.keys import TOKEN_KEY_ALG, eddsa_allowed
+from hub.verified_tokens import VerifiedTokens
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class TokenValidator:
         retry_interval: float = 5.0,
         cache_ttl: float = 3600.0,
         fetch_timeout: float = 5.0,
+        verified_tokens: VerifiedTokens | None = None,
     ) -> None:
         local_key.ensure_kid()
         # Verification needs only the public half; keep the private key out of this object.
@@ -182,6 +184,7 @@ class TokenValidator:
         self._cache_ttl = cache_ttl
         self._fetch_timeout = fetch_timeout
         self._issuers: dict[str, _IssuerState] = {}
+        self._verified = verified_tokens if verified_tokens is not None else VerifiedTokens()
         for issuer in issuers:
             self.add_issuer(issuer)
 
@@ -193,8 +196,10 @@ class TokenValidator:
         # External headers carry vendor extras (Entra ``nonce``...), so no strict header set.
         registry = jws.JWSRegistry(algorithms=list(issuer.algorithms), strict_check_header=False)
         self._issuers[issuer.issuer] = _IssuerState(issuer, registry)
+        self._verified.forget_issuer(issuer.issuer)
 
     def remove_issuer(self, issuer: str) -> bool:
+        self._verified.forget_issuer(issuer)
         return self._issuers.pop(issuer, None) is not None
 
     def set_issuers(self, issuers: Iterable[ExternalIssuer]) -> None:
@@ -220,6 +225,26 @@ class TokenValidator:
         if not token:
             raise Unauthorized("empty bearer token")
 
+        now = self._clock()
+        hit = self._verified.get(token, now)
+        if hit is not None and (hit.issuer == LOCAL_ISSUER or hit.issuer in self._issuers):
+            claims, iss = hit.claims, hit.issuer
+        else:
+            claims, iss = await self._verify(token)
+            self._verified.put(token, claims, iss, now)
+        audiences: tuple[str, ...]
+        if iss == LOCAL_ISSUER:
+            leeway, audiences = 0, (LOCAL_AUDIENCE,)
+        elif (state := self._issuers.get(iss)) is not None:
+            leeway, audiences = self._leeway, state.config.audiences
+        else:  # removed while its keys were being fetched
+            raise Unauthorized("unknown issuer")
+        # Checked on every use, cached or not: a token expires on time.
+        self._check_claims(claims, iss, audiences, leeway)
+        return Principal(sub=claims["sub"], scopes=_scopes(claims), issuer=iss, client_id=_client_id(claims))
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], str]:
+        """The token's claims and issuer once its signature checks out."""
         obj, claims = self._parse_unverified(token)
         alg = obj.protected["alg"]
         iss = claims.get("iss")
@@ -227,17 +252,12 @@ class TokenValidator:
             raise Unauthorized("token has no issuer")
         if iss == LOCAL_ISSUER:
             self._verify_local(obj, alg)
-            leeway = 0
-            audiences: tuple[str, ...] = (LOCAL_AUDIENCE,)
         else:
             state = self._issuers.get(iss)
             if state is None:
                 raise Unauthorized("unknown issuer")
             await self._verify_external(state, obj, alg)
-            leeway = self._leeway
-            audiences = state.config.audiences
-        self._check_claims(claims, iss, audiences, leeway)
-        return Principal(sub=claims["sub"], scopes=_scopes(claims), issuer=iss, client_id=_client_id(claims))
+        return claims, iss
 
     def _parse_unverified(self, token: str) -> tuple[jws.CompactSignature, dict[str, Any]]:
         try:
