@@ -77,8 +77,14 @@ def error_response(exc: HubError) -> JSONResponse:
     return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers)
 
 
+def log_refusal(request: Request, exc: HubError) -> None:
+    # Status and err only: descriptions may echo input, and tokens or SETs never belong in logs.
+    log.info("refused %s %s: %s %s", request.method, request.url.path, exc.status_code, exc.err)
+
+
 async def handle_hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
+    log_refusal(request, exc)
     return error_response(exc)
 
 

@@ -15,7 +15,7 @@ from hub.access import SCOPE_INGEST
 from hub.core.secevent import SET_MEDIA_TYPE
 from hub.errors import HubError, InvalidRequest, PayloadTooLarge
 from hub.web.context import hub_of
-from hub.web.http import NO_STORE, authorize, error_response
+from hub.web.http import NO_STORE, authorize, error_response, log_refusal
 
 # R-PUSH-5: a description goes with Content-Language; ours are English.
 _ERROR_HEADERS = {"Content-Language": "en"}
@@ -31,6 +31,7 @@ async def ingest_endpoint(request: Request) -> Response:
         body = await _read_body(request, hub.settings.max_body_bytes)
         await hub.ingest.accept(body)
     except HubError as exc:
+        log_refusal(request, exc)
         response = error_response(exc)
         response.headers.update(_ERROR_HEADERS)
         return response

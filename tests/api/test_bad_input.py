@@ -53,3 +53,15 @@ async def test_nothing_accepted_is_lost_after_bad_requests(hub: RunningHub) -> N
         )
         assert r.status_code == 400
     assert list((await hub.poll(s))["sets"]) == [item["jti"]]
+
+
+async def test_a_refusal_is_logged_with_its_err_but_not_the_token(
+    hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="hub.web")
+    token = "not-a-jwt-but-secret"
+    r = await hub.client.get("/ssf/stream", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "hub.web"]
+    assert "refused GET /ssf/stream: 401 invalid_token" in lines
+    assert not any(token in line for line in caplog.messages)
