@@ -14,10 +14,26 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
+# The Redis backend's tests start their own redis-server (tests/support/redis.py).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): most tests wait on sockets and subprocesses, not the CPU.
+# SSF_HUB_TEST_WORKERS=0 runs everything in one process.
+.venv/bin/python -m pytest -n "${SSF_HUB_TEST_WORKERS:-2}" "$@"
+# Every benchmark once, small (tests/bench/README.md): a smoke run, never a pass/fail on speed.
+if [ "${SSF_HUB_SKIP_BENCH:-0}" != "1" ]; then
+  echo "== benchmarks (smoke run; SSF_HUB_SKIP_BENCH=1 skips it)"
+  .venv/bin/python -m tests.bench.all --quick
+fi

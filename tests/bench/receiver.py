@@ -1,39 +1,81 @@
-"""A fast push receiver for benchmarks: answers every POST with 202 and counts.
+"""A fast push receiver for benchmarks: answers every POST with 202, notes when each SET came.
 
-    python -m tests.bench.receiver PORT
+    python -m tests.bench.receiver PORT [--fail-prefix /fail/]
 
-GET /count returns the number of SETs received and the distinct jtis seen is not
-tracked (cheap on purpose: the receiver must not be the bottleneck).
+POSTs to a path under ``--fail-prefix`` get ``503`` (a receiver that is down). ``GET /count``
+is the number of POSTs answered 202, ``GET /distinct`` the distinct SETs (``jti``) among them,
+``GET /failed`` the POSTs answered 503, and ``GET /times`` a JSON object
+``{jti: time.monotonic()}`` of each SET's first 202 arrival (the clock every process on the
+machine shares). Raw ASGI, no SET verification: it must not be the bottleneck.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import base64
+import json
+import time
 from typing import Any
 
 import uvicorn
 
 COUNT = [0]
+FAILED = [0]
+ARRIVED: dict[str, float] = {}
+FAIL_PREFIX: list[str] = []
+
+
+def jti_of(body: bytes) -> str | None:
+    try:
+        payload = body.split(b".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        return str(claims["jti"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     if scope["method"] == "POST":
-        more = True
+        body, more = b"", True
         while more:
             message = await receive()
+            body += message.get("body", b"")
             more = message.get("more_body", False)
-        COUNT[0] += 1
-        await send({"type": "http.response.start", "status": 202, "headers": []})
+        if FAIL_PREFIX and scope["path"].startswith(FAIL_PREFIX[0]):
+            FAILED[0] += 1
+            status = 503
+        else:
+            now = time.monotonic()
+            COUNT[0] += 1
+            jti = jti_of(body)
+            if jti is not None:
+                ARRIVED.setdefault(jti, now)
+            status = 202
+        await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
-    body = str(COUNT[0]).encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": body})
+    if scope["path"] == "/times":
+        out, kind = json.dumps(ARRIVED).encode(), b"application/json"
+    else:
+        counts = {"/failed": FAILED[0], "/distinct": len(ARRIVED)}
+        out, kind = str(counts.get(scope["path"], COUNT[0])).encode(), b"text/plain"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
+    await send({"type": "http.response.body", "body": out})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("port", type=int)
+    parser.add_argument("--fail-prefix", default=None, help="POSTs under this path answer 503")
+    args = parser.parse_args()
+    if args.fail_prefix:
+        FAIL_PREFIX.append(args.fail_prefix)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, lifespan="off")
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False, lifespan="off"
-    )
+    main()
