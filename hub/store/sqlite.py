@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.core.model import AuditRecord, Stream, SubjectEntry, SubjectMode
+from hub.core.model import AuditRecord, Stream, SubjectEntry
 from hub.store.sqlite_engine import dumps, in_batches
 from hub.store.sqlite_ingest import SQLiteIngest
 from hub.store.sqlite_upstreams import SQLiteUpstreams
@@ -107,8 +107,9 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
         return [_subject(found[ident]) for ident in sorted(found)]
 
     async def streams_with_all_subjects(self) -> list[str]:
-        sql = "SELECT stream_id FROM streams WHERE subject_mode = ? ORDER BY created_at, stream_id"
-        return [str(row[0]) for row in await self._fetch(sql, (SubjectMode.ALL.value,))]
+        # The literal (not a parameter) lets SQLite use the partial index streams_all_subjects.
+        sql = "SELECT stream_id FROM streams WHERE subject_mode = 'ALL' ORDER BY created_at, stream_id"
+        return [str(row[0]) for row in await self._fetch(sql)]
 
     # -- records -------------------------------------------------------------------------------
     async def record_set_errors(

@@ -245,3 +245,17 @@ async def test_a_cli_opening_the_file_beside_a_running_hub_keeps_its_leases(db_p
         assert await hub_store.acquire_lease("push:s1", "other", now=101.0, ttl=3600.0) is False
     finally:
         await hub_store.close()
+
+
+async def test_finding_all_subject_streams_uses_an_index_not_a_scan(db_path: Path) -> None:
+    # Every emit asks this; a scan of every stream made routing cost grow with stream count.
+    store = SQLiteStore(db_path)
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        sql = "SELECT stream_id FROM streams WHERE subject_mode = 'ALL' ORDER BY created_at, stream_id"
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+    finally:
+        conn.close()
+    assert "INDEX streams_all_subjects" in plan, plan  # walks only the ALL streams' index entries
