@@ -22,16 +22,13 @@ from tests.bench.harness import ROOT
 # replicas.py (issue #6) is not here: its --quick alone takes ~100 s of the 2-minute smoke budget.
 BENCHMARKS = ("floors", "ingest_rate", "emit_poll", "emit_push", "scale", "push_rate", "receivers_latency")
 # The recorded runs behind tests/bench/README.md's table: each benchmark with these arguments,
-# then variants (results under their own names): SQLite NORMAL, 10 SETs per event, the
-# proposed index.
+# then variants (results under their own names): SQLite NORMAL, 10 SETs per event.
 FULL_ARGS = {"receivers_latency": ["--rate", "100", "--events", "1000", "--runs", "3"]}
 VARIANTS = (
     ("emit_poll", ["--algs", "ES256", "--sync", "NORMAL",
                    "--out", "tests/bench/results/emit_poll_normal.json"]),
     ("emit_poll", ["--algs", "ES256", "--fanout", "10", "--events", "2000",
                    "--out", "tests/bench/results/emit_poll_fanout.json"]),
-    ("scale", ["--streams", "10,10000", "--skip-polls", "--proposed-index",
-               "--out", "tests/bench/results/scale_proposed_index.json"]),
 )  # fmt: skip
 
 

@@ -29,20 +29,13 @@ from tests.bench.profiles import summarise
 from tests.bench.seed import seed_sync, stream_id, subject
 
 EVERYONE = {"format": "email", "email": "everyone@bench.example"}
-# The index that would make Store.streams_with_all_subjects a look-up instead of a scan of
-# every stream on each emit (--proposed-index: what routing costs with it).
-ALL_STREAMS_INDEX = (
-    "CREATE INDEX IF NOT EXISTS streams_all_subjects ON streams (created_at, stream_id) "
-    "WHERE subject_mode = 'ALL';"
-)
 
 
 def routing(args: argparse.Namespace, streams: int, runs: int, profile: Path | None) -> dict[str, Any]:
     port = h.free_port()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         seconds = seed_sync(Path(tmp), issuer=f"http://127.0.0.1:{port}", streams=streams,
-                            subjects_per_stream=args.subjects_per_stream,
-                            extra_sql=ALL_STREAMS_INDEX if args.proposed_index else None)  # fmt: skip
+                            subjects_per_stream=args.subjects_per_stream)  # fmt: skip
         samples = []
         # With a profile, run 0 is an extra one: sampling slows the hub, so it is not counted.
         for run in range(runs + (profile is not None)):
@@ -161,11 +154,6 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the hub in extra runs: largest routing, long polls"
     )
-    parser.add_argument(
-        "--proposed-index",
-        action="store_true",
-        help="add the partial index on ALL-subject streams to the seeded files (a proposed fix)",
-    )
     parser.add_argument("--skip-polls", action="store_true", help="routing only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -186,9 +174,8 @@ def main() -> None:
     if polls is not None and profile is not None:
         print(summarise(profile, title=f"{args.polls} long polls: hub profile"))
 
-    index = ", WITH the proposed index on ALL-subject streams" if args.proposed_index else ""
     print(f"\nrouting: events for a subject on 1 stream, the others do not match ({args.runs} runs, "
-          f"seeded through hub.store before the hub started{index})")  # fmt: skip
+          f"seeded through hub.store before the hub started)")  # fmt: skip
     print(h.table(
         ("streams", "subjects", "events/s min/med/max", "hub CPU µs/event", "emit p50 ms", "RSS idle MiB",
          "RSS after MiB"),
@@ -207,8 +194,7 @@ def main() -> None:
     if polls is not None:
         print_polls(polls, args.runs)
     data = {"started": started, "routing": rows, "long_polls": polls, "rss_per_idle_stream_bytes": per_stream,
-            "seeded": "streams and subjects written through hub.store before the hub started",
-            "proposed_index": ALL_STREAMS_INDEX if args.proposed_index else None}  # fmt: skip
+            "seeded": "streams and subjects written through hub.store before the hub started"}  # fmt: skip
     h.write_result("scale", data, args.out)
 
 
