@@ -10,13 +10,11 @@ IdP → hub → agent.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +23,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
-from hub.config import DEFAULT_DATA_DIR, load_settings
+from hub.config import DEFAULT_DATA_DIR
 from hub.core.discovery import INGEST_PATH
 from hub.core.events import CATALOGUE
 from hub.core.issuers import ALLOWED_ALGORITHMS
@@ -33,7 +31,7 @@ from hub.core.secevent import SET_MEDIA_TYPE, SET_TYP
 from hub.core.subjects import validate_subject
 from hub.errors import ConfigError, HubError
 from hub.ingest.registry import parse_registration
-from hub.store import Store, open_store
+from hub.store_command import with_store
 
 T = TypeVar("T")
 
@@ -89,27 +87,6 @@ def add_emit_arguments(emit: argparse.ArgumentParser) -> None:
 # -- issuers --------------------------------------------------------------------------------------
 
 
-def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
-    overrides = {"data_dir": args.data_dir, "store": args.store, "redis_url": args.redis_url}
-    settings = load_settings(config_file=args.config, overrides=overrides)
-
-    async def run() -> T:
-        store = open_store(
-            settings.store,
-            data_dir=Path(settings.data_dir),
-            redis_url=settings.redis_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            serving=False,
-        )
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 def _registration(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"iss": args.iss}
     if args.jwks_uri:
@@ -132,7 +109,7 @@ def _registration(args: argparse.Namespace) -> dict[str, Any]:
 def _add(args: argparse.Namespace) -> int:
     try:
         issuer = parse_registration(_registration(args), now=time.time())
-        _with_store(args, lambda store: store.put_issuer(issuer))
+        with_store(args, lambda store: store.put_issuer(issuer))
     except HubError as exc:
         return _fail("issuers add", exc.description)
     print(issuer.iss)
@@ -141,7 +118,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        found = _with_store(args, lambda store: store.list_issuers())
+        found = with_store(args, lambda store: store.list_issuers())
     except HubError as exc:
         return _fail("issuers list", exc.description)
     if args.json:
@@ -162,7 +139,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     try:
-        removed = _with_store(args, lambda store: store.remove_issuer(args.iss))
+        removed = with_store(args, lambda store: store.remove_issuer(args.iss))
     except HubError as exc:
         return _fail("issuers remove", exc.description)
     if not removed:

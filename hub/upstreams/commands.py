@@ -7,18 +7,16 @@ need no running hub; a running hub picks the change up within ``upstream_reload_
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.config import DEFAULT_DATA_DIR, load_settings
+from hub.config import DEFAULT_DATA_DIR
 from hub.core.upstreams import DeliveryMode, Upstream
 from hub.errors import HubError
-from hub.store import Store, open_store
+from hub.store_command import with_store
 from hub.upstreams.configuration import add_upstream, remove_upstream
 
 T = TypeVar("T")
@@ -65,29 +63,6 @@ def add_parser(sub: Any) -> None:
         action.add_argument("--redis-url", help="redis://host:port/db for --store redis")
 
 
-def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
-    overrides = {"data_dir": args.data_dir, "store": args.store, "redis_url": args.redis_url}
-    settings = load_settings(config_file=args.config, overrides=overrides)
-
-    async def run() -> T:
-        if settings.store == "sqlite":
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(
-            settings.store,
-            data_dir=Path(settings.data_dir),
-            redis_url=settings.redis_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            serving=False,
-        )
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 def _request(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"config_url": args.config_url, "delivery": args.delivery}
     if args.token_source == "bearer":
@@ -120,7 +95,7 @@ def _add(args: argparse.Namespace) -> int:
             "add", "--token-source client-credentials needs --token-endpoint, --client-id, --private-key"
         )
     try:
-        upstream = _with_store(args, lambda store: add_upstream(store, _request(args), now=time.time()))
+        upstream = with_store(args, lambda store: add_upstream(store, _request(args), now=time.time()))
     except HubError as exc:
         return _fail("add", exc.description)
     print(upstream.upstream_id)
@@ -129,7 +104,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        found = _with_store(args, lambda store: store.list_upstreams())
+        found = with_store(args, lambda store: store.list_upstreams())
     except HubError as exc:
         return _fail("list", exc.description)
     if args.json:
@@ -163,7 +138,7 @@ def _columns(upstream: Upstream) -> tuple[str, ...]:
 
 def _remove(args: argparse.Namespace) -> int:
     try:
-        _with_store(args, lambda store: remove_upstream(store, args.name))
+        with_store(args, lambda store: remove_upstream(store, args.name))
     except HubError as exc:
         return _fail("remove", exc.description)
     return 0
