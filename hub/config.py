@@ -63,6 +63,8 @@ class Settings:
     key_rotation_days: float = KEY_ROTATION_DAYS
     key_overlap_days: float = KEY_OVERLAP_DAYS
     max_body_bytes: int = MAX_BODY_BYTES
+    subject_changes_per_second: float = 100.0  # per stream owner (R-SUBJ-3: 429 above); 0 = no cap
+    subject_changes_burst: float = 1000.0
     long_poll_seconds: float = LONG_POLL_SECONDS
     long_poll_max_seconds: float = LONG_POLL_MAX_SECONDS
     max_events_default: int = MAX_EVENTS_DEFAULT
@@ -232,6 +234,8 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("signing_alg", "must be RS256, ES256 or EdDSA")
     if s.key_rotation_days <= 0 or s.key_overlap_days < 0:
         raise bad("key_rotation_days", "rotation must be > 0 days and overlap >= 0 days")
+    if s.subject_changes_per_second < 0 or s.subject_changes_burst < 1:
+        raise bad("subject_changes_per_second", "need a rate >= 0 (0 = no cap) and a burst >= 1")
     if s.max_body_bytes < 1024:
         raise bad("max_body_bytes", "must be at least 1024")
     if not 0 <= s.long_poll_seconds <= s.long_poll_max_seconds <= 300:

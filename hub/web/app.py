@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Route
 
 from hub.access import ExternalIssuer, TokenValidator
+from hub.client_limits import ClientLimits
 from hub.config import Settings, push_schedule
 from hub.core.addresses import AddressPolicy
 from hub.core.discovery import (
@@ -246,6 +247,9 @@ async def _build_context(
         issuers=registry,
         ingest=pipeline,
         key_storage=key_storage,
+        subject_limits=ClientLimits(
+            rate=settings.subject_changes_per_second, burst=settings.subject_changes_burst, clock=clock
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from hub.access import TokenValidator
+from hub.client_limits import ClientLimits
 from hub.config import Settings
 from hub.core.streams import StreamPolicy
 from hub.ingest import IngestPipeline, IssuerRegistry
@@ -33,6 +34,7 @@ class HubContext:
     push: PushDispatcher
     issuers: IssuerRegistry
     ingest: IngestPipeline
+    subject_limits: ClientLimits = field(kw_only=True)  # R-SUBJ-3 budgets per stream owner
     upstreams: UpstreamSupervisor | None = None  # set once the lifespan started it
     key_storage: KeyStorage = field(kw_only=True)  # where the keys above persist
 

@@ -17,6 +17,7 @@ from hub.core.poll import parse_poll_request
 from hub.core.status import parse_status_update, status_object
 from hub.core.streams import stream_config
 from hub.errors import InvalidRequest, NotFound
+from hub.management import owner_of
 from hub.web.context import hub_of
 from hub.web.http import authorize, empty_response, json_response, read_json
 
@@ -66,6 +67,7 @@ async def status_endpoint(request: Request) -> Response:
 async def add_subject_endpoint(request: Request) -> Response:
     hub = hub_of(request)
     principal = await authorize(request, SCOPE_MANAGE)
+    hub.subject_limits.spend(owner_of(principal))  # R-SUBJ-3: 429 with Retry-After
     await hub.streams.add_subject(principal, await read_json(request, hub.settings.max_body_bytes))
     return empty_response(200)  # R-SUBJ-2: 200 with an empty body
 
@@ -73,6 +75,7 @@ async def add_subject_endpoint(request: Request) -> Response:
 async def remove_subject_endpoint(request: Request) -> Response:
     hub = hub_of(request)
     principal = await authorize(request, SCOPE_MANAGE)
+    hub.subject_limits.spend(owner_of(principal))  # R-SUBJ-3: 429 with Retry-After
     await hub.streams.remove_subject(principal, await read_json(request, hub.settings.max_body_bytes))
     return empty_response(204)  # R-SUBJ-4
 

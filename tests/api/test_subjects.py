@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,29 @@ async def test_default_subjects_all_for_a_granted_receiver(tmp_path: Path) -> No
         assert other["stream_id"] not in {
             x["stream_id"] for x in (await hub.emit("session-revoked", BOB))["sets"]
         }
+
+
+async def test_a_receiver_changing_subjects_too_fast_gets_429_and_others_do_not(
+    tmp_path: Path,
+) -> None:  # R-SUBJ-3 (429), R-PUSH-10's spirit: one client cannot monopolise the hub
+    async with run_hub(tmp_path, subject_changes_per_second=0.01, subject_changes_burst=2) as hub:
+        mine = await hub.create_stream(sub="busy")
+        theirs = await hub.create_stream(sub="calm")
+
+        def change(stream: dict, sub: str, subject: dict) -> Any:
+            body = {"stream_id": stream["stream_id"], "subject": subject}
+            return hub.client.post("/ssf/subjects:add", json=body, headers=hub.auth(sub))
+
+        assert (await change(mine, "busy", ALICE)).status_code == 200
+        assert (await change(mine, "busy", BOB)).status_code == 200
+        r = await change(mine, "busy", {"format": "email", "email": "carol@example.com"})
+        assert r.status_code == 429
+        assert r.json()["err"] == "too_many_requests"
+        assert int(r.headers["Retry-After"]) >= 1
+        r = await hub.client.post(
+            "/ssf/subjects:remove",
+            json={"stream_id": mine["stream_id"], "subject": ALICE},
+            headers=hub.auth("busy"),
+        )
+        assert r.status_code == 429  # removals spend the same budget
+        assert (await change(theirs, "calm", ALICE)).status_code == 200  # another owner's budget
