@@ -206,7 +206,8 @@ def push_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rbase: str) -> 
     before = hubs.cpu_seconds()
     emitted = merged([w.report() for w in emitters(hubs, subjects, args.events, 0.0, tmp)])
     deadline = time.monotonic() + 180
-    while int(httpx.get(rbase + "/count").text) < len(emitted["records"]):
+    # Distinct SETs, not POSTs: a duplicate delivery must not end the wait early.
+    while int(httpx.get(rbase + "/distinct").text) < len(emitted["records"]):
         if time.monotonic() > deadline:
             raise RuntimeError("push delivery did not finish within 180 s")
         time.sleep(0.01)
