@@ -132,11 +132,7 @@ def main() -> None:
                     r["alg"],
                     f"{r['samples'][0]['failing_streams']}/{r['streams']}",
                     r["samples"][0]["emitted_sets"],
-                    h.msr([s["sets_per_s"] for s in r["samples"]]),
-                    h.spread([s["emit_per_s"] for s in r["samples"]])["median"],
-                    h.spread([s["p50_ms"] for s in r["samples"]])["median"],
-                    h.spread([s["p99_ms"] for s in r["samples"]])["median"],
-                    h.spread([s["hub_cpu_us_per_set"] for s in r["samples"]])["median"],
+                    *h.delivery_cells(r["samples"]),
                 )
                 for r in rows
             ],

@@ -267,6 +267,22 @@ def msr(values: Sequence[float]) -> str:
     return f"{fmt(s['min'])} / {fmt(s['median'])} / {fmt(s['max'])}"
 
 
+def delivery_cells(samples: Sequence[dict[str, Any]]) -> tuple[object, ...]:
+    """The table cells every emit -> deliver benchmark prints: SETs/s min/med/max, then the
+    medians of emit rate, p50, p99 and hub CPU per SET."""
+
+    def median(key: str) -> float:
+        return spread([s[key] for s in samples])["median"]
+
+    return (
+        msr([s["sets_per_s"] for s in samples]),
+        median("emit_per_s"),
+        median("p50_ms"),
+        median("p99_ms"),
+        median("hub_cpu_us_per_set"),
+    )
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
