@@ -4,14 +4,11 @@ after a restart, and the sender's retries of the rest neither lose nor double an
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +21,11 @@ from hub.keys import load_or_create_token_key
 from tests.ingest.helpers import ALICE, EVENTS, SET_MEDIA_TYPE
 from tests.support.hub import free_port
 from tests.support.idp import run_idp
+from tests.support.process import serve_process
 from tests.support.sets import verify_set
 
 SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
 SETS = 240
-
-
-@contextlib.asynccontextmanager
-async def serve(data_dir: Path, port: int, log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [SSF_HUB, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        async with httpx.AsyncClient() as client:
-            while True:
-                assert proc.poll() is None, log.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "the hub did not become healthy"
-                await asyncio.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        await asyncio.to_thread(proc.wait)
 
 
 @pytest.mark.slow
@@ -81,7 +52,7 @@ async def test_a_crash_neither_loses_nor_doubles_an_accepted_set(tmp_path: Path)
         accepted: set[str] = set()
 
         async with httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client:
-            async with serve(data_dir, port, log) as hub:
+            async with serve_process(data_dir, port, log) as hub:
                 r = await client.post("/ssf/stream", json={"events_requested": EVENTS})
                 stream = r.json()
                 r = await client.post(
@@ -107,7 +78,7 @@ async def test_a_crash_neither_loses_nor_doubles_an_accepted_set(tmp_path: Path)
                 await asyncio.to_thread(hub.wait)
             assert SETS // 3 <= len(accepted) < SETS
 
-            async with serve(data_dir, port, log):
+            async with serve_process(data_dir, port, log):
                 after_crash = await upstream_jtis(client, stream)
                 assert set(accepted) <= set(after_crash)  # a 202 is never lost
                 assert max(Counter(after_crash).values()) == 1  # nor doubled

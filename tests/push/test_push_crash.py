@@ -4,12 +4,7 @@ restart on the same data dir delivers every one of them (at least once; issue 3)
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,43 +14,10 @@ from hub.access import mint_local_token
 from hub.keys import load_or_create_token_key
 from tests.push.helpers import ALICE, PUSH, jti_of
 from tests.support.hub import CAEP, free_port
+from tests.support.process import serve_process
 from tests.support.receiver import Reply, push_receiver
 
-SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
-
-
-@contextlib.asynccontextmanager
-async def serve(data_dir: Path, port: int, log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """``ssf-hub serve`` as a child process; yields once /healthz answers. The caller may
-    SIGKILL it; otherwise it is stopped with SIGTERM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
-    env["SSF_HUB_PUSH_RETRY_SCHEDULE"] = "0,0.1"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [SSF_HUB, "serve", "--allow-private-endpoints", "--data-dir", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        async with httpx.AsyncClient() as client:
-            while True:
-                assert proc.poll() is None, log.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "the hub did not become healthy"
-                await asyncio.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
-        except TimeoutError:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+FAST_RETRIES = {"SSF_HUB_PUSH_RETRY_SCHEDULE": "0,0.1"}
 
 
 def bearer(data_dir: Path, sub: str, scope: str) -> dict[str, str]:
@@ -73,7 +35,10 @@ async def test_sets_in_flight_when_the_hub_is_killed_are_delivered_after_a_resta
     async with push_receiver() as receiver:
         # Down, and slow to say so: when the hub dies a request is usually mid-flight.
         receiver.default = Reply(503, delay=0.1)
-        async with serve(data_dir, port, log) as proc, httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with (
+            serve_process(data_dir, port, log, "--allow-private-endpoints", env=FAST_RETRIES) as proc,
+            httpx.AsyncClient(base_url=base, timeout=10) as client,
+        ):
             body = {
                 "delivery": {"method": PUSH, "endpoint_url": receiver.url},
                 "events_requested": [CAEP + "session-revoked"],
@@ -98,7 +63,9 @@ async def test_sets_in_flight_when_the_hub_is_killed_are_delivered_after_a_resta
         assert len(emitted) == 5 and receiver.accepted() == []
 
         receiver.default = Reply(202)
-        async with serve(data_dir, port, log):  # same data dir, same port
+        async with serve_process(
+            data_dir, port, log, "--allow-private-endpoints", env=FAST_RETRIES
+        ):  # same data dir, same port
             restarted = time.monotonic()
             accepted = await receiver.wait_accepted(len(emitted), timeout=20)
             # Picked up at start-up (the dead process's lease does not hold it back).
