@@ -60,6 +60,8 @@ class Settings:
     issuer: str | None = None  # defaults to http://HOST:PORT
     allow_private_endpoints: bool = False
     signing_alg: str = "RS256"
+    # Child processes that sign SETs off the event loop; None = one when a second core is there.
+    signing_processes: int | None = None
     key_rotation_days: float = KEY_ROTATION_DAYS
     key_overlap_days: float = KEY_OVERLAP_DAYS
     max_body_bytes: int = MAX_BODY_BYTES
@@ -244,6 +246,8 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("max_events_default", "need 1 <= max_events_default <= max_events_limit <= 10000")
     if s.min_verification_interval < 0:
         raise bad("min_verification_interval", "must be >= 0")
+    if s.signing_processes is not None and not 0 <= s.signing_processes <= 16:
+        raise bad("signing_processes", "must be between 0 and 16 (or unset: one when a second core is there)")
     if s.inactivity_timeout is not None and s.inactivity_timeout < 60:
         raise bad("inactivity_timeout", "must be at least 60 seconds (or unset)")
     if s.default_subjects not in {"ALL", "NONE"}:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from hub.core.events import CATALOGUE, STREAM_UPDATED_URI, VERIFICATION_URI
+from hub.core.ids import UniqueIds
 from hub.core.model import AuditRecord, QueuedSet, Status, Stream
 from hub.core.routing import candidate_streams, route
 from hub.core.secevent import build_set_claims
 from hub.core.subjects import index_keys, stream_subject, validate_subject
 from hub.errors import InvalidEvent, InvalidRequest, TooManyRequests
 from hub.keys import SigningKeyRing
+from hub.signing import SetSigner
 from hub.store.base import Store
 from hub.wakeup import QueueSignal
 
@@ -63,13 +64,15 @@ class Transmitter:
         signal: QueueSignal,
         *,
         clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] | None = None,
+        signer: SetSigner | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.signal = signal
         self.clock = clock
-        self.new_id = new_id
+        self.new_id = new_id or UniqueIds().next
+        self.signer = signer or SetSigner(keys)
 
     # -- events from an admin (ssf-hub emit) or from ingest ------------------------------------------
     async def emit(
@@ -127,9 +130,11 @@ class Transmitter:
         routed = route(event_type.uri, streams.values())
 
         txn = txn or self.new_id()
-        items = tuple(
-            self._issue(stream, event_type.uri, claims, subject, txn=txn, now=now, extra=extra)
-            for stream in routed.deliver
+        items = await self._issue(
+            [
+                _Unsigned.of(self, stream, event_type.uri, claims, subject, now, txn=txn, extra=extra)
+                for stream in routed.deliver
+            ]
         )
         return FanOut(event_type.uri, txn, items, tuple(s.stream_id for s in routed.dropped), now)
 
@@ -162,8 +167,10 @@ class Transmitter:
         if stream.status is Status.DISABLED:
             await self._audit("event_dropped", stream.stream_id, {"event": VERIFICATION_URI}, now)
             return stream
-        item = self._issue(stream, VERIFICATION_URI, claims, stream_subject(stream.stream_id), now=now)
-        await self._queue([item])
+        items = await self._issue(
+            [_Unsigned.of(self, stream, VERIFICATION_URI, claims, stream_subject(stream.stream_id), now)]
+        )
+        await self._queue(items)
         return stream
 
     async def announce_status(self, stream: Stream, status: Status, reason: str | None) -> str:
@@ -172,26 +179,66 @@ class Transmitter:
         claims: dict[str, Any] = {"status": status.value}
         if reason:
             claims["reason"] = reason
-        item = self._issue(
-            stream, STREAM_UPDATED_URI, claims, stream_subject(stream.stream_id), now=now, control=True
+        unsigned = _Unsigned.of(
+            self, stream, STREAM_UPDATED_URI, claims, stream_subject(stream.stream_id), now, control=True
         )
-        await self._queue([item])
-        return item.jti
+        await self._queue(await self._issue([unsigned]))
+        return unsigned.jti
 
     # -- internals -----------------------------------------------------------------------------------
-    def _issue(
-        self,
+    async def _issue(self, unsigned: list[_Unsigned]) -> tuple[QueuedSet, ...]:
+        """Sign every SET in one go: off the event loop when the signer has a process for it."""
+        signed = await self.signer.sign_many([u.claims for u in unsigned])
+        return tuple(
+            QueuedSet(
+                stream_id=u.stream_id,
+                jti=u.jti,
+                set_jwt=jwt,
+                event_type=u.event_uri,
+                txn=u.txn,
+                control=u.control,
+                queued_at=u.queued_at,
+            )
+            for u, jwt in zip(unsigned, signed, strict=True)
+        )
+
+    async def _queue(self, items: Sequence[QueuedSet]) -> None:
+        if not items:
+            return
+        await self.store.enqueue(items)
+        self.signal.notify({item.stream_id for item in items})
+
+    async def _audit(self, kind: str, stream_id: str | None, detail: dict[str, Any], now: float) -> None:
+        await self.store.append_audit(AuditRecord(at=now, kind=kind, stream_id=stream_id, detail=detail))
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsigned:
+    """One stream's SET before signing: its claims and what the queue keeps beside them."""
+
+    stream_id: str
+    jti: str
+    claims: dict[str, Any]
+    event_uri: str
+    txn: str | None
+    control: bool
+    queued_at: float
+
+    @classmethod
+    def of(
+        cls,
+        transmitter: Transmitter,
         stream: Stream,
         event_uri: str,
         event_claims: Mapping[str, Any],
         subject: Mapping[str, Any],
-        *,
         now: float,
+        *,
         txn: str | None = None,
         control: bool = False,
         extra: Mapping[str, Any] | None = None,
-    ) -> QueuedSet:
-        jti = self.new_id()
+    ) -> _Unsigned:
+        jti = transmitter.new_id()
         claims = build_set_claims(
             iss=stream.iss,
             aud=stream.aud,
@@ -203,21 +250,4 @@ class Transmitter:
             txn=txn,
             extra=extra,
         )
-        return QueuedSet(
-            stream_id=stream.stream_id,
-            jti=jti,
-            set_jwt=self.keys.sign(claims),
-            event_type=event_uri,
-            txn=txn,
-            control=control,
-            queued_at=now,
-        )
-
-    async def _queue(self, items: list[QueuedSet]) -> None:
-        if not items:
-            return
-        await self.store.enqueue(items)
-        self.signal.notify({item.stream_id for item in items})
-
-    async def _audit(self, kind: str, stream_id: str | None, detail: dict[str, Any], now: float) -> None:
-        await self.store.append_audit(AuditRecord(at=now, kind=kind, stream_id=stream_id, detail=detail))
+        return cls(stream.stream_id, jti, claims, event_uri, txn, control, now)

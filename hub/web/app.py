@@ -42,6 +42,7 @@ from hub.polling import PollDelivery
 from hub.push.dispatcher import PushDispatcher, PushPolicy
 from hub.push.egress import EndpointGuard, Resolver, system_resolver
 from hub.push.sender import PushSender
+from hub.signing import SetSigner, auto_processes
 from hub.store import Store, open_store
 from hub.store.outages import REDIS_OUTAGES
 from hub.transmitter import Transmitter
@@ -185,7 +186,11 @@ async def _build_context(
     if push_client is None:
         push_client = push_http_client(settings)
         stack.push_async_callback(push_client.aclose)
-    transmitter = Transmitter(store, ring, signal, clock=clock)
+    processes = settings.signing_processes
+    signer = SetSigner(ring, processes=auto_processes() if processes is None else processes)
+    await signer.start()
+    stack.push_async_callback(signer.close)
+    transmitter = Transmitter(store, ring, signal, clock=clock, signer=signer)
     streams = StreamManagement(
         store,
         transmitter,

@@ -27,7 +27,7 @@ from tests.bench.profiles import summarise
 def one_run(args: argparse.Namespace, alg: str, profile: Path | None) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp,
-        h.Hub(tmp, alg=alg, sqlite_synchronous=args.sync) as hub,
+        h.Hub(tmp, alg=alg, sqlite_synchronous=args.sync, signing_processes=args.signing_processes) as hub,
     ):
         subjects = [{"format": "email", "email": f"user-{i}@bench.example"} for i in range(args.streams)]
         # Stream i holds users i, i-1, ..., i-fanout+1: an event for user u reaches `fanout` streams.
@@ -93,6 +93,12 @@ def main() -> None:
     parser.add_argument(
         "--sync", default="FULL", help="the hub's sqlite_synchronous (default FULL, as shipped)"
     )
+    parser.add_argument(
+        "--signing-processes",
+        type=int,
+        default=0,
+        help="the hub's signing_processes (0: sign on the hub's core; N: N children on the load's core)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the hub in the first run")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -110,6 +116,7 @@ def main() -> None:
         rows.append(
             {
                 "alg": alg,
+                "signing_processes": args.signing_processes,
                 "sqlite_synchronous": args.sync,
                 "events": args.events,
                 "streams": args.streams,

@@ -36,7 +36,13 @@ def one_run(args: argparse.Namespace, alg: str, failing: float, profile: Path | 
         receiver = subprocess.Popen(h.pinned(h.LOAD_CPU, argv), cwd=h.ROOT)
         try:
             h.wait_http(rbase + "/count", receiver)
-            with h.Hub(tmp, alg=alg, push_endpoint_rate=0, sqlite_synchronous=args.sync) as hub:
+            with h.Hub(
+                tmp,
+                alg=alg,
+                push_endpoint_rate=0,
+                sqlite_synchronous=args.sync,
+                signing_processes=args.signing_processes,
+            ) as hub:
                 return measure(args, hub, rbase, failing, profile, tmp)
         finally:
             h.stop(receiver)
@@ -95,6 +101,12 @@ def main() -> None:
     parser.add_argument(
         "--sync", default="FULL", help="the hub's sqlite_synchronous (default FULL, as shipped)"
     )
+    parser.add_argument(
+        "--signing-processes",
+        type=int,
+        default=0,
+        help="the hub's signing_processes (0: sign on the hub's core; N: N children on the load's core)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the hub in the first run")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -112,6 +124,7 @@ def main() -> None:
             rows.append(
                 {
                     "alg": alg,
+                    "signing_processes": args.signing_processes,
                     "sqlite_synchronous": args.sync,
                     "failing": failing,
                     "streams": args.streams,

@@ -121,7 +121,14 @@ async def run_hub(
 ) -> AsyncIterator[RunningHub]:
     """``overrides`` are settings; ``app_kwargs`` go to ``create_app`` (e.g. ``resolver=``)."""
     port = free_port()
-    values: dict[str, Any] = {"data_dir": data_dir, "port": port, "min_verification_interval": 0}
+    # No signing process by default: a child per in-process test hub costs seconds of CPU over
+    # the suite; tests of the signing process ask for one, and `ssf-hub serve` tests get it.
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "port": port,
+        "min_verification_interval": 0,
+        "signing_processes": 0,
+    }
     values.update(overrides)
     settings = load_settings(environ={}, overrides=values)
     app = create_app(settings, **(app_kwargs or {}))
