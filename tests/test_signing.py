@@ -106,6 +106,7 @@ async def test_a_child_that_cannot_start_leaves_signing_in_the_loop() -> None:
 
 async def test_a_hub_with_a_signing_process_delivers_verifiable_sets(tmp_path: Path) -> None:
     async with run_hub(tmp_path / "data", signing_processes=1, signing_alg="RS256") as hub:
+        assert hub.app is not None
         children = hub.app.state.hub.transmitter.signer.processes
         assert len(children) == 1 and children[0].alive
         streams = [await hub.create_stream(sub=f"agent-{i}") for i in range(3)]
