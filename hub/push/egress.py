@@ -18,6 +18,7 @@ from hub.core.addresses import AddressPolicy
 from hub.errors import InvalidRequest
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+LITERAL_PIN_CACHE = 1024  # endpoints with an IP-literal host whose checks are remembered
 
 
 class BlockedEndpoint(InvalidRequest):
@@ -42,14 +43,20 @@ class EndpointGuard:
     def __init__(self, policy: AddressPolicy, resolver: Resolver = system_resolver) -> None:
         self.policy = policy
         self.resolver = resolver
+        self._literal_pins: dict[str, PinnedEndpoint] = {}
 
     async def pin(self, url: str) -> PinnedEndpoint:
         """Resolve ``url``'s host, refuse it if ANY address is blocked, and pin the first."""
+        cached = self._literal_pins.get(url)
+        if cached is not None:
+            return cached
         scheme, host, port = self.policy.check_url(url)
+        literal_host = True
         try:
             ipaddress.ip_address(host)
             addresses = [host]
         except ValueError:
+            literal_host = False
             try:
                 addresses = await self.resolver(host, port)
             except (OSError, UnicodeError) as exc:
@@ -69,5 +76,16 @@ class EndpointGuard:
         host_header = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):
             host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
-        pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-        return PinnedEndpoint(url=pinned, host=host, address=address, host_header=host_header)
+        pinned = PinnedEndpoint(
+            url=urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")),
+            host=host,
+            address=address,
+            host_header=host_header,
+        )
+        if literal_host:
+            # No DNS behind an IP literal: the same URL pins the same way every time (the policy
+            # does not change while the hub runs), so the checks need not be redone per attempt.
+            if len(self._literal_pins) >= LITERAL_PIN_CACHE:
+                self._literal_pins.pop(next(iter(self._literal_pins)))
+            self._literal_pins[url] = pinned
+        return pinned

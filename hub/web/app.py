@@ -105,7 +105,7 @@ def create_app(
     *,
     store: Store | None = None,
     http_client: httpx.AsyncClient | None = None,
-    push_client: httpx.AsyncClient | None = None,
+    push_transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver = system_resolver,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
@@ -114,7 +114,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            ctx = await _build_context(settings, store, http_client, push_client, resolver, clock, stack)
+            ctx = await _build_context(settings, store, http_client, push_transport, resolver, clock, stack)
             app.state.hub = ctx
             await ctx.push.start()
             stack.push_async_callback(ctx.push.stop)
@@ -142,7 +142,7 @@ async def _build_context(
     settings: Settings,
     store: Store | None,
     http_client: httpx.AsyncClient | None,
-    push_client: httpx.AsyncClient | None,
+    push_transport: httpx.AsyncBaseTransport | None,
     resolver: Resolver,
     clock: Callable[[], float],
     stack: contextlib.AsyncExitStack,
@@ -183,9 +183,9 @@ async def _build_context(
     guard = EndpointGuard(
         AddressPolicy.from_strings(settings.allow_private_endpoints, settings.push_allow_cidrs), resolver
     )
-    if push_client is None:
-        push_client = push_http_client(settings)
-        stack.push_async_callback(push_client.aclose)
+    if push_transport is None:
+        push_transport = push_transport_for(settings)
+        stack.push_async_callback(push_transport.aclose)
     processes = settings.signing_processes
     signer = SetSigner(ring, processes=auto_processes() if processes is None else processes)
     await signer.start()
@@ -205,7 +205,7 @@ async def _build_context(
     polls = PollDelivery(store, signal, long_poll_seconds=settings.long_poll_seconds)
     push = PushDispatcher(
         store,
-        PushSender(push_client, guard, timeout=settings.push_timeout),
+        PushSender(push_transport, guard, timeout=settings.push_timeout),
         policy=PushPolicy(
             schedule=push_schedule(settings),
             pause_after=settings.push_pause_after,
@@ -258,18 +258,22 @@ async def _build_context(
     )
 
 
-def push_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The outbound client for push. The httpx API either way; the transport underneath is
-    httpx's own or aiohttp's (``push_transport``), which measured several times faster."""
+def push_transport_for(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The outbound transport for push: httpx's own or aiohttp's under the httpx transport API
+    (``push_transport``); aiohttp measured several times faster (tests/bench/README.md)."""
+    if settings.push_transport == "aiohttp":
+        import aiohttp
+        from httpx_aiohttp import AiohttpTransport
+
+        def session() -> aiohttp.ClientSession:
+            connector = aiohttp.TCPConnector(limit=settings.push_max_in_flight, keepalive_timeout=30.0)
+            # Receivers' cookies mean nothing to push; a real jar costs a parse per response.
+            return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+        return AiohttpTransport(client=session)
     limits = httpx.Limits(
         max_connections=settings.push_max_in_flight,
         max_keepalive_connections=settings.push_max_in_flight,
         keepalive_expiry=30.0,
     )
-    if settings.push_transport == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        return httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits, trust_env=False), follow_redirects=False
-        )
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)

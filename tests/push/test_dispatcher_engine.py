@@ -86,7 +86,7 @@ async def test_the_default_schedule_runs_on_a_fake_clock_and_pauses_once_after_t
         await store.save_stream(replace(current, status=Status.PAUSED, status_reason=reason))
         done.set()
 
-    async with push_receiver() as receiver, httpx.AsyncClient(trust_env=False) as client:
+    async with push_receiver() as receiver, httpx.AsyncHTTPTransport() as transport:
         receiver.default = Reply(503)
         stream = Stream(
             stream_id="s1",
@@ -99,7 +99,7 @@ async def test_the_default_schedule_runs_on_a_fake_clock_and_pauses_once_after_t
         )
         await store.create_stream(stream)
         await store.enqueue([QueuedSet("s1", "jti-1", "header.payload.signature", "urn:test", queued_at=T0)])
-        sender = PushSender(client, EndpointGuard(AddressPolicy(allow_private=True)), timeout=5)
+        sender = PushSender(transport, EndpointGuard(AddressPolicy(allow_private=True)), timeout=5)
         # A worker waiting out a backoff wakes every lease_ttl / 2 to keep its lease; at the
         # default 30 s that is ~13,000 store round trips over two fake days, which is real
         # work, not waiting. A lease as long as the window keeps this test to the schedule.
