@@ -14,6 +14,8 @@ from hub.store.sqlite_upstreams import SQLiteUpstreams
 
 # setErrs come from receivers; keep a bounded, recent window per stream for admins.
 SET_ERRORS_KEPT = 1000
+# Stream records kept decoded in memory: every poll and emit reads them, few requests write.
+STREAM_CACHE_SIZE = 4096
 
 _FIND_SUBJECTS = (
     "SELECT DISTINCT s.stream_id, s.key, s.subject, s.is_excluded FROM subject_index AS i "
@@ -26,24 +28,79 @@ def _subject(row: Sequence[Any]) -> SubjectEntry:
 
 
 class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
-    """The :class:`~hub.store.base.Store` on one SQLite file."""
+    """The :class:`~hub.store.base.Store` on one SQLite file.
+
+    Stream records read are kept decoded (a read was a third of a poll request's time). That
+    is safe because one process owns the file (DESIGN.md) and every write of a stream goes
+    through this object; a read that raced a write is not kept (``_stream_writes``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stream_cache: dict[str, Stream] = {}
+        self._stream_writes = 0  # bumped before and after each stream write
+
+    async def _write_stream(self, stream_id: str, sql: str, params: Sequence[object]) -> int:
+        # Forget before (no reader gets the old record from the cache) and after (a read that
+        # overlapped the write may hold the old row, and must not be kept).
+        self._stream_cache.pop(stream_id, None)
+        self._stream_writes += 1
+        try:
+            return await self._change(sql, params)
+        finally:
+            self._stream_cache.pop(stream_id, None)
+            self._stream_writes += 1
+
+    def _remember_streams(self, streams: Iterable[Stream], writes_before: int) -> None:
+        if self._stream_writes != writes_before:
+            return  # a stream write overlapped this read: what it read may be stale
+        cache = self._stream_cache
+        for stream in streams:
+            if len(cache) >= STREAM_CACHE_SIZE:
+                cache.pop(next(iter(cache)))
+            cache[stream.stream_id] = stream
 
     # -- streams -------------------------------------------------------------------------------
     async def create_stream(self, stream: Stream) -> None:
-        await self._change(
+        await self._write_stream(
+            stream.stream_id,
             "INSERT INTO streams (stream_id, owner, subject_mode, created_at, record) VALUES (?, ?, ?, ?, ?)",
             (stream.stream_id, *self._stream_columns(stream)),
         )
 
     async def get_stream(self, stream_id: str) -> Stream | None:
+        cached = self._stream_cache.get(stream_id)
+        if cached is not None:
+            return cached
+        writes_before = self._stream_writes
         rows = await self._fetch("SELECT record FROM streams WHERE stream_id = ?", (stream_id,))
-        return Stream.from_record(json.loads(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        stream = Stream.from_record(json.loads(rows[0][0]))
+        self._remember_streams([stream], writes_before)
+        return stream
 
     async def get_streams(self, stream_ids: Iterable[str]) -> dict[str, Stream]:
-        ids, sql = list(stream_ids), "SELECT record FROM streams WHERE stream_id IN ({marks})"
-        rows = await self._call(lambda c: [r for cur in in_batches(c, sql, ids) for r in cur], write=False)
-        streams = [Stream.from_record(json.loads(row[0])) for row in rows]
-        return {stream.stream_id: stream for stream in streams}
+        cache = self._stream_cache
+        found: dict[str, Stream] = {}
+        missing: list[str] = []
+        for sid in stream_ids:
+            if (cached := cache.get(sid)) is not None:
+                found[sid] = cached
+            else:
+                missing.append(sid)
+        if missing:
+            writes_before, sql = (
+                self._stream_writes,
+                "SELECT record FROM streams WHERE stream_id IN ({marks})",
+            )
+            rows = await self._call(
+                lambda c: [r for cur in in_batches(c, sql, missing) for r in cur], write=False
+            )
+            streams = [Stream.from_record(json.loads(row[0])) for row in rows]
+            self._remember_streams(streams, writes_before)
+            found.update((stream.stream_id, stream) for stream in streams)
+        return found
 
     async def list_streams(self, owner: str | None = None) -> list[Stream]:
         if owner is None:
@@ -55,7 +112,8 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
 
     async def save_stream(self, stream: Stream) -> None:
         # An UPDATE of a stream deleted meanwhile changes nothing: a save never resurrects one.
-        await self._change(
+        await self._write_stream(
+            stream.stream_id,
             "UPDATE streams SET owner = ?, subject_mode = ?, created_at = ?, record = ? WHERE stream_id = ?",
             (*self._stream_columns(stream), stream.stream_id),
         )
@@ -68,7 +126,8 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
 
     async def delete_stream(self, stream_id: str) -> bool:
         # Subjects, index rows, queued SETs and set errors go with it (ON DELETE CASCADE).
-        return await self._change("DELETE FROM streams WHERE stream_id = ?", (stream_id,)) > 0
+        sql = "DELETE FROM streams WHERE stream_id = ?"
+        return await self._write_stream(stream_id, sql, (stream_id,)) > 0
 
     # -- subjects ------------------------------------------------------------------------------
     async def put_subject(self, entry: SubjectEntry, index_keys: Sequence[str]) -> None:

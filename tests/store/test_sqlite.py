@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,30 @@ async def test_finding_all_subject_streams_uses_an_index_not_a_scan(db_path: Pat
     finally:
         conn.close()
     assert "INDEX streams_all_subjects" in plan, plan  # walks only the ALL streams' index entries
+
+
+async def test_stream_reads_are_served_from_memory_until_the_stream_is_written(
+    sqlite_store: SQLiteStore,
+) -> None:
+    await sqlite_store.create_stream(a_stream())
+    first = await sqlite_store.get_stream("s1")
+    assert first is not None
+    assert await sqlite_store.get_stream("s1") is first  # decoded once, then kept
+    assert (await sqlite_store.get_streams(["s1"]))["s1"] is first
+    await sqlite_store.save_stream(replace(first, description="changed"))
+    changed = await sqlite_store.get_stream("s1")
+    assert changed is not None and changed.description == "changed"
+    assert await sqlite_store.delete_stream("s1")
+    assert await sqlite_store.get_stream("s1") is None
+    assert await sqlite_store.get_streams(["s1"]) == {}
+
+
+async def test_a_stream_read_that_overlaps_a_write_is_not_kept(sqlite_store: SQLiteStore) -> None:
+    await sqlite_store.create_stream(a_stream())
+    for round_ in range(20):
+        reads = [asyncio.create_task(sqlite_store.get_stream("s1")) for _ in range(3)]
+        await asyncio.sleep(0)  # the reads are queued on the store's thread before the write
+        await sqlite_store.save_stream(replace(a_stream(), description=f"v{round_}"))
+        await asyncio.gather(*reads)
+        latest = await sqlite_store.get_stream("s1")
+        assert latest is not None and latest.description == f"v{round_}"
