@@ -14,6 +14,12 @@ for pending work every few seconds, a long poll re-reads the queue when it times
 to shorten that gap, a relay that subscribes again wakes every long poll waiting in its
 process, so they re-read the queue at once. Lost connections are retried with capped,
 jittered backoff for as long as the hub runs.
+
+On a Redis Cluster (found as the store finds it: ``INFO cluster`` on the URL's node, or a
+``redis+cluster://`` URL) the relay publishes through redis-py's ``RedisCluster`` and
+subscribes on one plain connection to one node: classic PUBLISH reaches the subscribers
+of every node over the cluster bus. A subscription that is lost moves on to the next node
+the cluster knows, so one node going away does not silence the relay.
 """
 
 from __future__ import annotations
@@ -26,28 +32,31 @@ import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from hub.core.backoff import ReconnectBackoff
 from hub.store.outages import STORE_OUTAGES, describe_outage
+from hub.store.redis_engine import cluster_url
 from hub.store.redis_keys import prefix
 from hub.wakeup import QueueSignal
 
 log = logging.getLogger("hub.wakeup")
 
-# The one channel every replica of a deployment shares ("ssfhub:v1:wakeup"). Classic, not
+# The one channel every replica of a deployment shares ("ssfhub:v2:wakeup"). Classic, not
 # sharded, pub/sub: on Redis Cluster it reaches every node's subscribers, whatever slot a
 # stream's keys are in.
 CHANNEL = prefix() + "wakeup"
 # An outage, or a Redis that refuses the relay (an ACL without PUBLISH/SUBSCRIBE): either
 # way the relay logs, backs off and keeps trying rather than dying quietly.
-RELAY_ERRORS: tuple[type[Exception], ...] = (*STORE_OUTAGES, RedisError)
+RELAY_ERRORS: tuple[type[Exception], ...] = (*STORE_OUTAGES, RedisError, RedisClusterException)
 MAX_IDS_PER_MESSAGE = 500  # keeps one message well under a few tens of KiB
 CONNECT_TIMEOUT = 2.0
 PUBLISH_TIMEOUT = 2.0
@@ -56,15 +65,14 @@ PUBLISH_TIMEOUT = 2.0
 class RedisWakeupRelay:
     def __init__(
         self,
-        publisher: Redis,
-        subscriber: Redis,
+        url: str,
         signal: QueueSignal,
         *,
         channel: str = CHANNEL,
         backoff: ReconnectBackoff | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.publisher, self.subscriber = publisher, subscriber
+        self.url = url
         self.signal = signal
         self.channel = channel
         self.origin = uuid.uuid4().hex  # messages this process published come back to it: skip them
@@ -72,6 +80,11 @@ class RedisWakeupRelay:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.subscribed = asyncio.Event()  # set while the subscription is live
         self.received = 0  # wake-ups applied from other replicas
+        self.cluster = False  # known once Redis first answered
+        self.subscribed_at: str | None = None  # the node (host:port) of the live subscription
+        self._publisher: Redis | RedisCluster | None = None  # made once Redis first answers
+        self._node_urls: list[str] = []  # on a cluster: where to subscribe, tried in turn
+        self._connecting = asyncio.Lock()
         self._outbox: dict[str, None] = {}  # stream ids to publish, in order, without repeats
         self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,19 +92,67 @@ class RedisWakeupRelay:
 
     @classmethod
     def from_url(cls, url: str, signal: QueueSignal, **options: Any) -> RedisWakeupRelay:
-        # Publishing retries once at once, for a pooled connection that went stale while Redis
-        # restarted; beyond that a wake-up is better dropped than late. The subscriber never
-        # retries inside redis-py: a lost subscription must reach _listen_forever, which
-        # backs off and then wakes the long polls that may have missed a message.
-        publisher = Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=PUBLISH_TIMEOUT,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            retry_on_error=[RedisConnectionError],
-        )
-        subscriber = Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 0))
-        return cls(publisher, subscriber, signal, **options)
+        return cls(url, signal, **options)
+
+    # -- connections -------------------------------------------------------------------------------
+    async def _connect(self) -> Redis | RedisCluster:
+        """The publisher, made on first use: a plain client, or a cluster client when the
+        URL's node is part of a cluster (then also the nodes to subscribe at)."""
+        async with self._connecting:
+            if self._publisher is not None:
+                return self._publisher
+            # Publishing retries once at once, for a pooled connection that went stale while
+            # Redis restarted; beyond that a wake-up is better dropped than late.
+            options: dict[str, Any] = {
+                "socket_connect_timeout": CONNECT_TIMEOUT,
+                "socket_timeout": PUBLISH_TIMEOUT,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                "retry_on_error": [RedisConnectionError],
+            }
+            url = cluster_url(self.url)
+            if url is None:
+                single = Redis.from_url(self.url, **options)
+                try:
+                    clustered = bool((await single.info("cluster")).get("cluster_enabled"))
+                except ResponseError:  # an ACL that refuses INFO: take the URL at its word
+                    clustered = False
+                except BaseException:
+                    await single.aclose()
+                    raise
+                if not clustered:
+                    self._publisher = single
+                    return single
+                await single.aclose()
+                url = self.url
+            cluster = RedisCluster.from_url(url, **options)
+            try:
+                await cluster.initialize()
+            except BaseException:
+                await cluster.aclose()
+                raise
+            parts = urlsplit(url)
+            userinfo = parts.netloc.rpartition("@")[0]
+            # The URL's own node first (an operator may point each replica at a different
+            # one), then every other primary.
+            nodes = sorted(
+                cluster.get_primaries(), key=lambda n: (n.host, n.port) != (parts.hostname, parts.port)
+            )
+            self._node_urls = [
+                urlunsplit(parts._replace(netloc=(f"{userinfo}@" if userinfo else "") + f"{n.host}:{n.port}"))
+                for n in nodes
+            ]
+            self.cluster = True
+            self._publisher = cluster
+            return cluster
+
+    def _subscriber(self, attempt: int) -> Redis:
+        """A plain connection for SUBSCRIBE: the URL's node, or the cluster's nodes in turn.
+        It never retries inside redis-py: a lost subscription must reach _listen_forever,
+        which backs off and then wakes the long polls that may have missed a message."""
+        urls = self._node_urls or [self.url]
+        url = urls[attempt % len(urls)]
+        self.subscribed_at = urlsplit(url).netloc.rpartition("@")[2]
+        return Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, retry=Retry(NoBackoff(), 0))
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,8 +170,8 @@ class RedisWakeupRelay:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.publisher.aclose()
-        await self.subscriber.aclose()
+        if self._publisher is not None:
+            await self._publisher.aclose()
 
     # -- outbound ----------------------------------------------------------------------------------
     def publish(self, stream_ids: Sequence[str]) -> None:
@@ -135,7 +196,8 @@ class RedisWakeupRelay:
     async def _publish_one(self, ids: list[str]) -> None:
         payload = json.dumps({"from": self.origin, "streams": ids}, separators=(",", ":"))
         try:
-            await self.publisher.publish(self.channel, payload)
+            publisher = await self._connect()
+            await publisher.publish(self.channel, payload)
         except RELAY_ERRORS as exc:
             # Dropped: the other replicas' sweeps and long-poll timeouts cover it.
             if not self._publish_failing:
@@ -150,8 +212,12 @@ class RedisWakeupRelay:
     async def _listen_forever(self) -> None:
         attempt = 0
         while True:
-            pubsub = self.subscriber.pubsub(ignore_subscribe_messages=True)
+            subscriber: Redis | None = None
+            pubsub: PubSub | None = None
             try:
+                await self._connect()  # learns whether this is a cluster, and its nodes
+                subscriber = self._subscriber(attempt)
+                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
                 if attempt:
@@ -172,7 +238,10 @@ class RedisWakeupRelay:
             finally:
                 self.subscribed.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                    if pubsub is not None:
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                    if subscriber is not None:
+                        await subscriber.aclose()
 
     async def _receive(self, pubsub: PubSub) -> None:
         while True:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.support.hub import RunningHub, run_hub
-from tests.support.redis import RedisServer, start_redis
+from tests.support.redis import RedisCluster, RedisServer, start_redis, start_redis_cluster
 
 
 @pytest.fixture
@@ -43,3 +43,18 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session's redis-server, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One three-master Redis Cluster for the whole run (per xdist worker; ~4 s to form)."""
+    with start_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """The session's cluster, emptied for this test: one node's plain URL, as an operator
+    would pass it (the hub detects cluster mode)."""
+    redis_cluster.flush()
+    return redis_cluster.url

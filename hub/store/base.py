@@ -77,7 +77,9 @@ class Store(Protocol):
 
     # -- per-stream queues ---------------------------------------------------------------------
     async def enqueue(self, items: Sequence[QueuedSet]) -> None:
-        """Append SETs to their streams' queues atomically: all are stored or none."""
+        """Append SETs to their streams' queues: each stream's atomically (all of its SETs
+        or none). SQLite stores the whole batch or nothing; Redis, whose streams may live on
+        different cluster nodes, may have queued some streams' SETs when it raises."""
         ...
 
     async def pending(self, stream_id: str, limit: int, *, control_only: bool = False) -> list[QueuedSet]:
@@ -172,16 +174,20 @@ class Store(Protocol):
         ...
 
     async def was_ingested(self, iss: str, jti: str, *, now: float) -> bool:
-        """Whether an unexpired receipt for (``iss``, ``jti``) exists (the cheap duplicate check)."""
+        """Whether an unexpired receipt for (``iss``, ``jti``) exists whose fan-out is complete
+        (the cheap duplicate check; a receipt whose ingest crashed half-way says False, so
+        the sender's retry reaches :meth:`ingest`, which finishes it)."""
         ...
 
     async def ingest(self, receipt: IngestReceipt, items: Sequence[QueuedSet]) -> bool:
-        """Record ``receipt`` and queue ``items`` in ONE atomic step.
+        """Record ``receipt`` and queue ``items``, crash-safe: SQLite in one transaction,
+        Redis as a saga (the receipt claimed with the items, then queued, then marked done).
 
-        False, storing and queuing nothing, when an unexpired receipt for the same (``iss``,
-        ``jti``) exists; True once both are durable. So a crash can neither lose the fan-out
-        of an accepted SET nor queue a duplicate's. Items for deleted streams are dropped as
-        in :meth:`enqueue`.
+        False when an unexpired receipt for the same (``iss``, ``jti``) exists: nothing of
+        ``items`` is queued (on Redis, the SETs a crashed claimer stored are queued in their
+        place, each once); True once both are durable. So a crash can neither lose the
+        fan-out of an accepted SET nor queue a duplicate's. Items for deleted streams are
+        dropped as in :meth:`enqueue`.
         """
         ...
 

@@ -1,5 +1,12 @@
 """The plumbing under the Redis store: one asyncio client, its scripts, and error mapping.
 
+The client is a plain one for a single Redis primary, or redis-py's ``RedisCluster`` when
+the URL's node says ``cluster_enabled:1`` (``INFO cluster``) or the URL is written
+``redis+cluster://`` / ``rediss+cluster://``. The store code is the same for both: every
+script declares its keys, all in one slot; MULTI is used only within ``{hub}``; scripts
+for several streams run pipelined on one Redis and as concurrent calls on a cluster
+(redis-py does not pipeline EVALSHA there), each of them atomic on its own.
+
 A Redis that does not answer surfaces as :class:`~hub.errors.Unavailable` (503 with
 ``Retry-After``), never as a redis-py exception: the client retries a failed command a
 few times with capped, jittered backoff and then gives up quickly, so a request fails
@@ -8,22 +15,26 @@ fast during an outage and the next one reconnects.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
+    ClusterError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import (
@@ -49,6 +60,14 @@ RETRIES = 2  # per command, before the caller sees Unavailable
 MAX_CONNECTIONS = 100  # per process (redis-py's default size, but waiting when all are busy)
 BACKOFF_CAP = 0.5
 RETRY_AFTER = 2  # seconds a client is told to wait when Redis is down
+# Scripts of different slots in flight at once on a cluster (they cannot be pipelined):
+# enough to fan one emit out fast, few enough to leave the pool to other requests.
+CLUSTER_SCRIPT_CONCURRENCY = 32
+URL_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+Client: TypeAlias = aioredis.Redis | RedisCluster
+ScriptCall: TypeAlias = tuple[str, Sequence[str], Sequence[Any]]  # source, KEYS, ARGV
 
 # Errors that mean "Redis cannot serve right now", as opposed to a bug in a command.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -56,13 +75,21 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     RedisTimeoutError,
     BusyLoadingError,
     ReadOnlyError,  # a replica promoted mid-failover
-    MasterDownError,
-    ClusterDownError,
-    TryAgainError,
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN, and redis-py's "TTL exhausted" after MOVED/ASK storms
+    SlotNotCoveredError,  # a cluster that lost a master's slots
+    TryAgainError,  # a slot being migrated: multi-key commands wait until it has moved
     OutOfMemoryError,
     OSError,
 )
 _PING_FAILURES: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, RuntimeError)
+# A cluster none of whose nodes answers (or that does not cover every slot) at start-up.
+_OPEN_FAILURES: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, RedisClusterException)
+
+
+def cluster_url(url: str) -> str | None:
+    """The plain ``redis://`` form of an explicit cluster URL; None for any other URL."""
+    scheme = urlsplit(url).scheme
+    return url.replace(scheme, scheme.split("+", 1)[0], 1) if scheme in CLUSTER_SCHEMES else None
 
 
 def redacted(url: str) -> str:
@@ -102,32 +129,58 @@ class RedisEngine:
         connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
-        if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError(f"redis URL {redacted(url)!r} must start with redis://, rediss:// or unix://")
+        if urlsplit(url).scheme not in URL_SCHEMES + CLUSTER_SCHEMES:
+            raise ConfigError(
+                f"redis URL {redacted(url)!r} must start with redis://, rediss://, unix://, "
+                "redis+cluster:// or rediss+cluster://"
+            )
         self.url = url
+        self.cluster = False  # known after open()
         self.keys = RedisKeys(namespace)
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
-        self._client: aioredis.Redis | None = None
+        self._client: Client | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._closed = False
 
     @property
-    def client(self) -> aioredis.Redis:
+    def client(self) -> Client:
         if self._client is None:
             state = "closed" if self._closed else "not open; await open() first"
             raise RuntimeError(f"the Redis store is {state}")
         return self._client
 
-    async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _registered(self, source: str) -> AsyncScript:
         script = self._scripts.get(source)
         if script is None:
             script = self._scripts[source] = self.client.register_script(source)
-        return await script(keys=list(keys), args=list(args), client=self.client)
+        return script
 
-    async def _run(self, source: str, *args: object) -> Any:
-        """Run a script that builds its own key names from the prefix (``ARGV[1]``)."""
-        return await self._script(source, (), (self.keys.prefix, *args))
+    async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run one script; every key it touches is in ``keys``, all in one slot."""
+        return await self._registered(source)(keys=list(keys), args=list(args), client=self.client)
+
+    async def _scripts_each(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run several one-slot scripts (say, one per stream) and return their results in
+        order. Each is atomic; together they are not (they may live on different nodes)."""
+        if not calls:
+            return []
+        if len(calls) == 1:
+            return [await self._script(*calls[0])]
+        client = self.client
+        if isinstance(client, RedisCluster):
+            gate = asyncio.Semaphore(CLUSTER_SCRIPT_CONCURRENCY)
+
+            async def one(call: ScriptCall) -> Any:
+                async with gate:
+                    return await self._script(*call)
+
+            return list(await asyncio.gather(*(one(call) for call in calls)))
+        async with client.pipeline(transaction=False) as pipe:
+            for source, keys, args in calls:
+                # Queued, not run: the pipeline loads missing scripts before it executes.
+                await self._registered(source)(keys=list(keys), args=list(args), client=pipe)
+            return list(await pipe.execute())
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -136,35 +189,72 @@ class RedisEngine:
             raise RuntimeError("the Redis store is closed; make a new one to reconnect")
         if self._client is not None:
             return
-        # Blocking: a burst of callers (a hundred push workers woken at once) waits up to
-        # the command timeout for a free connection instead of failing with "Too many
-        # connections", which would read as an outage.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=self._command_timeout,
-            decode_responses=True,
-            socket_connect_timeout=self._connect_timeout,
-            socket_timeout=self._command_timeout,
-            retry=Retry(
+        forced = cluster_url(self.url)
+        if forced is not None:
+            self._client = await self._open_cluster(forced)
+            return
+        try:
+            single = await self._open_single()
+        except ResponseError as exc:  # SELECT of a database other than 0 on a cluster node
+            where = redacted(self.url)
+            raise ConfigError(f"redis URL {where!r} cannot name a Redis Cluster: {exc}") from None
+        try:
+            clustered = await _cluster_enabled(single)
+        except OUTAGE_ERRORS as exc:
+            await single.aclose()
+            raise Unavailable(f"cannot reach Redis at {redacted(self.url)}: {exc}") from exc
+        if clustered:
+            await single.aclose()
+            self._client = await self._open_cluster(self.url)
+        else:
+            self._client = single
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "decode_responses": True,
+            "socket_connect_timeout": self._connect_timeout,
+            "socket_timeout": self._command_timeout,
+            "retry": Retry(
                 ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=0.05),
                 RETRIES,
                 supported_errors=(RedisConnectionError,),
             ),
-            retry_on_error=[RedisConnectionError],
-            health_check_interval=30,
-            client_name="ssf-hub",
+            "retry_on_error": [RedisConnectionError],
+            "health_check_interval": 30,
+            "client_name": "ssf-hub",
+        }
+
+    async def _open_single(self) -> aioredis.Redis:
+        # Blocking: a burst of callers (a hundred push workers woken at once) waits up to
+        # the command timeout for a free connection instead of failing with "Too many
+        # connections", which would read as an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=MAX_CONNECTIONS, timeout=self._command_timeout, **self._client_options()
         )
         client = aioredis.Redis.from_pool(pool)
+        await self._check(client.ping(), client)
+        return client
+
+    async def _open_cluster(self, url: str) -> RedisCluster:
         try:
-            await client.ping()
-        except OUTAGE_ERRORS as exc:
+            client = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **self._client_options())
+        except RedisClusterException as exc:  # a database number other than 0, a unix socket
+            where = redacted(self.url)
+            raise ConfigError(f"redis URL {where!r} cannot name a Redis Cluster: {exc}") from None
+        self.cluster = True
+        await self._check(client.initialize(), client)
+        return client
+
+    async def _check(self, first: Awaitable[Any], client: Client) -> None:
+        """Await the client's first command; close it and raise Unavailable if Redis is out of reach."""
+        try:
+            await first
+        except _OPEN_FAILURES as exc:
             await client.aclose()
             raise Unavailable(f"cannot reach Redis at {redacted(self.url)}: {exc}") from exc
         except BaseException:
             await client.aclose()
             raise
-        self._client = client
 
     async def close(self) -> None:
         """Close the connections; safe to call twice."""
@@ -179,3 +269,12 @@ class RedisEngine:
         except _PING_FAILURES as exc:
             _log.warning("redis store ping failed: %s", exc)
             return False
+
+
+async def _cluster_enabled(client: aioredis.Redis) -> bool:
+    """Whether the node behind a plain URL is part of a Redis Cluster (``INFO cluster``)."""
+    try:
+        info = await client.info("cluster")
+    except ResponseError:  # an ACL that refuses INFO: take the URL at its word
+        return False
+    return bool(info.get("cluster_enabled"))

@@ -1,9 +1,25 @@
 """Trusted upstream issuers, ingest receipts and upstream subscriptions on Redis (issue #4).
 
-An ingest receipt is a hash that Redis expires after its de-duplication window, so
-receipts never pile up even if retention does not run; its ``expires_at`` is still what
-decides "duplicate or new" (the caller's clock, as on SQLite), and the ``ingested``
-sorted set lets retention count and drop receipts explicitly.
+An ingest is a saga, crash-safe without a cross-slot transaction (on a cluster the
+receipt and the streams live on different nodes):
+
+1. the receipt's index entry is added (``{hub}:ingested``, for retention; a superset);
+2. the receipt is claimed in its own slot, atomically with the SETs it will queue (they
+   are signed already): a receipt that exists and has not expired makes this a duplicate;
+3. the SETs are queued, one script per stream, idempotent by jti (a stream that has the
+   jti keeps it);
+4. the receipt is marked done and forgets the SETs.
+
+A duplicate that finds the receipt claimed but not done (its claimer crashed, or is still
+at step 3) replays the stored SETs (3 and 4; idempotent) and reports a duplicate. So a
+crash at any point neither loses an accepted SET's fan-out (the sender retries what it
+got no 202 for, and the retry finishes it) nor doubles it. ``was_ingested`` counts only
+done receipts, so such a retry reaches ``ingest``.
+
+A receipt is a hash that Redis expires after its de-duplication window, so receipts never
+pile up even if retention does not run; its ``expires_at`` is still what decides
+"duplicate or new" (the caller's clock, as on SQLite), and the ``ingested`` sorted set
+lets retention count and drop receipts explicitly.
 """
 
 from __future__ import annotations
@@ -20,10 +36,13 @@ from hub.store import redis_queue_scripts as queue_lua
 from hub.store import redis_scripts as lua
 from hub.store.redis_engine import guarded
 from hub.store.redis_keys import member
-from hub.store.redis_queue import RETENTION_BATCH, RedisQueue, dumps, enqueue_args, number
+from hub.store.redis_queue import dumps, number
+from hub.store.redis_retention import RedisRetention
+
+CLAIMED, DUPLICATE, REPLAY = 1, 0, 2  # what claiming a receipt says
 
 
-class RedisIngest(RedisQueue):
+class RedisIngest(RedisRetention):
     # -- trusted issuers -----------------------------------------------------------------------
     @guarded
     async def put_issuer(self, issuer: TrustedIssuer) -> None:
@@ -54,25 +73,37 @@ class RedisIngest(RedisQueue):
     # -- ingest receipts -----------------------------------------------------------------------
     @guarded
     async def was_ingested(self, iss: str, jti: str, *, now: float) -> bool:
-        expires_at = await self.client.hget(self.keys.receipt(member(iss, jti)), "expires_at")
-        return expires_at is not None and float(expires_at) > now
+        fields = await self.client.hmget(self.keys.receipt(member(iss, jti)), ["expires_at", "state"])
+        expires_at, state = fields
+        return expires_at is not None and float(expires_at) > now and state == "done"
 
     @guarded
     async def ingest(self, receipt: IngestReceipt, items: Sequence[QueuedSet]) -> bool:
-        r = receipt
-        queued = [value for item in items for value in enqueue_args(item)]
-        window_ms = max(1, math.ceil((r.expires_at - r.received_at) * 1000))
-        args = (member(r.iss, r.jti), number(r.received_at), number(r.expires_at), window_ms, r.txn or "")
-        return bool(await self._run(queue_lua.INGEST, *args, *queued))
+        rows = self.rows(items)  # checked before anything is written
+        outcome, stored = await self.claim_receipt(receipt, rows)
+        if outcome == DUPLICATE:
+            return False
+        if outcome == REPLAY:
+            rows = [(sid, row) for sid, row in json.loads(stored or "[]")]
+        await self.enqueue_rows(rows)
+        await self._script(queue_lua.FINISH_RECEIPT, [self._receipt_key(receipt)], [])
+        return outcome == CLAIMED
 
-    @guarded
-    async def forget_ingested(self, before: float) -> int:
-        total = 0
-        while True:
-            done = int(await self._run(queue_lua.FORGET_INGESTED, number(before), RETENTION_BATCH))
-            total += done
-            if done < RETENTION_BATCH:
-                return total
+    async def claim_receipt(
+        self, receipt: IngestReceipt, rows: Sequence[tuple[str, Sequence[str]]]
+    ) -> tuple[int, str | None]:
+        """Steps 1 and 2 of the saga: (CLAIMED, None), (DUPLICATE, None) or (REPLAY, the
+        SETs a claimer that did not finish stored)."""
+        r = receipt
+        await self.client.zadd(self.keys.receipts, {member(r.iss, r.jti): r.expires_at})
+        window_ms = max(1, math.ceil((r.expires_at - r.received_at) * 1000))
+        args = (number(r.received_at), number(r.expires_at), window_ms, r.txn or "", dumps(list(rows)))
+        reply = await self._script(queue_lua.CLAIM_RECEIPT, [self._receipt_key(r)], args)
+        outcome = int(reply[0])
+        return outcome, (reply[1] if outcome == REPLAY and len(reply) > 1 else None)
+
+    def _receipt_key(self, receipt: IngestReceipt) -> str:
+        return self.keys.receipt(member(receipt.iss, receipt.jti))
 
     # -- upstream subscriptions ----------------------------------------------------------------
     @guarded

@@ -1,51 +1,95 @@
 """Every Redis key the hub uses, built in this one module.
 
-Layout (``P`` is the prefix, ``<namespace>:v1:``; the version segment changes when the
+Layout (``P`` is the prefix, ``<namespace>:v2:``; the version segment changes when the
 layout does, so an old and a new hub never read each other's records)::
 
     P{s:<sid>}:stream            hash   record (JSON), owner, mode, created_at
     P{s:<sid>}:subjects          hash   subject key -> {"subject", "excluded", "index", "member"}
-    P{s:<sid>}:queue             zset   pending SETs, jti scored by sequence number
+    P{s:<sid>}:seq               string the stream's own counter: orders its SETs
+    P{s:<sid>}:queue             zset   pending SETs, jti scored by the stream's seq
     P{s:<sid>}:control           zset   the pending control SETs among them
-    P{s:<sid>}:sets              zset   every SET of the stream, pending or finished
-    P{s:<sid>}:set:<jti>         hash   one SET: jwt, type, txn, state, attempts, times
+    P{s:<sid>}:sets              zset   every SET of the stream, pending or finished, by seq
+    P{s:<sid>}:finished          zset   the finished ones, jti scored by done_at: retention
+    P{s:<sid>}:set:<jti>         hash   one SET: jwt, type, txn, state, attempts, times, order
     P{s:<sid>}:attempts:<jti>    list   push attempts of that SET (JSON), oldest first
     P{s:<sid>}:health            string delivery health (JSON)
     P{s:<sid>}:set-errors        list   receiver-reported setErrs (JSON), newest first, capped
 
-    P{hub}:streams               zset   every stream id scored by created_at
-    P{hub}:owner:<owner>         zset   one owner's stream ids scored by created_at
-    P{hub}:all-subjects          zset   streams whose subject mode is ALL
-    P{hub}:pending-streams       set    streams with at least one pending SET
-    P{hub}:seq                   string the sequence counter that orders every queued SET
-    P{hub}:finished              zset   finished SETs (member) scored by done_at: retention
-    P{hub}:trace:jti:<jti>       zset   stream ids holding a SET with this jti, by sequence
-    P{hub}:trace:txn:<txn>       zset   SETs (member) of one txn, by sequence
-    P{hub}:subject:<index_key>   set    subjects (member) filed under one index key
-    P{hub}:lease:<name>          hash   holder, expires_at
-    P{hub}:audit                 list   audit records (JSON), newest first, capped
-    P{hub}:audit:<sid>           list   the same, one stream's, capped
+    P{r:<receipt>}:receipt       hash   one ingest receipt ([iss, jti]) and, until its fan-out
+                                        is done, the SETs it queues; Redis expires it
+
+    P{hub}:streams               zset   every stream id scored by created_at        (superset)
+    P{hub}:owner:<owner>         zset   one owner's stream ids scored by created_at (superset)
+    P{hub}:all-subjects          zset   streams whose subject mode is ALL           (superset)
+    P{hub}:pending-streams       set    streams with at least one pending SET       (superset)
+    P{hub}:trace:jti:<jti>       zset   stream ids holding a SET with this jti      (superset)
+    P{hub}:trace:txn:<txn>       zset   SETs (member [sid, jti]) of one txn         (superset)
+    P{hub}:subject:<index_key>   set    subject members filed under one index key   (superset)
+    P{hub}:ingested              zset   receipt members by expires_at: retention    (superset)
+    P{hub}:lease:<name>          hash   holder, expires_at                          (exact)
+    P{hub}:audit                 list   audit records (JSON), newest first, capped  (exact)
+    P{hub}:audit:<sid>           list   the same, one stream's, capped              (exact)
     P{hub}:key:<name>            string the signing key ring and the token key (JSON)
     P{hub}:issuers               hash   trusted upstream issuer -> record (JSON)
     P{hub}:issuers-version       string bumped on every issuer change
-    P{hub}:ingested              zset   ingest receipts (member [iss, jti]) by expires_at
-    P{hub}:ingested:<member>     hash   one receipt; Redis expires it after its window
     P{hub}:upstreams             zset   upstream ids by created_at
     P{hub}:upstream:<id>         hash   config (JSON), state (JSON)
 
-The first ``{...}`` of a key is its Redis Cluster hash tag: everything about one stream
-lives in that stream's slot, so the scripts that change one stream touch one slot.
-A "member" names one stream's SET or subject (or an issuer's SET: ``[iss, jti]``) in a
-shared index: a JSON pair, always encoded here (Lua only stores and compares the strings
-it is given, and decodes them to find the keys they name).
+The first ``{...}`` of a key is its Redis Cluster hash tag. Everything about one stream
+lives in that stream's slot and is the source of truth: each change to one stream is one
+Lua script that declares its keys and touches that slot only. A script that must find
+keys while it runs (a stream's SETs on delete, finished SETs on retention) builds them
+inside the same ``{s:<sid>}`` tag from the slot prefix it is given. Each ingest receipt
+has a slot of its own. The ``{hub}`` keys marked "exact" are only ever written on their
+own (by one command, a MULTI or a script within ``{hub}``).
+
+The ``{hub}`` keys marked "superset" are derived indexes, written by separate commands
+after or before the stream's slot, never in the same atomic step (on a cluster they live
+on another node). They are kept as supersets of the truth:
+
+* an entry is added BEFORE the record it points at is written (and, where a concurrent
+  remover could race it, added again AFTER: ``pending-streams``, ``all-subjects`` and a
+  changed owner), and removed only AFTER the record is gone or changed;
+* whoever removes an entry because it looked stale re-reads the record afterwards and
+  puts the entry back if it is wanted after all (remove-then-recheck), so a concurrent
+  writer's entry is never lost;
+* subject members carry a nonce of the write that made them, so removing the entries of
+  a replaced or removed subject can never remove those of a newer write.
+
+So a crash between the steps (or a stream deleted while an emit was routed to it) leaves
+at most a dangling entry, never a missing one. Every reader verifies what an index gives
+it against the stream's slot, in the round trip it makes anyway, and skips dangling
+entries: ``list_streams`` (the record and its owner), ``streams_with_all_subjects`` (the
+mode), ``find_subjects`` (the member's nonce), ``trace`` (the SET itself and its txn),
+``streams_with_pending`` (the queue's length). What cleans them up:
+
+* ``streams_with_pending`` drops streams whose queue it finds empty (remove-then-recheck);
+* ``delete_stream``, ``remove_subject``/``put_subject`` and ``delete_finished`` remove the
+  entries of what they removed, right after removing it;
+* ``delete_finished`` (the retention job, hourly) walks the stream registry and, besides
+  trimming each stream's finished SETs, drops registry entries whose record is gone (left
+  by a crash mid-create or mid-delete, older than the cut-off) and puts streams with a
+  non-empty queue back into ``pending-streams`` (the one entry a crash could lose: an
+  enqueue killed between its queue write and its second add, while a concurrent reader
+  removed the first);
+* ``forget_ingested`` drops expired receipts and their index entries.
+
+What is left are entries a crash orphaned whose record never existed (a subject member or
+a trace entry whose write never happened) and the owner-index entry of a registry entry
+retention dropped: nothing names them any more, so they stay, a few bytes per crash, and
+every reader skips them.
+
+A "member" names one stream's SET (or an issuer's SET: ``[iss, jti]``) in a shared index:
+a JSON list, always encoded here.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 DEFAULT_NAMESPACE = "ssfhub"
-LAYOUT_VERSION = "v1"
+LAYOUT_VERSION = "v2"
 
 
 def prefix(namespace: str = DEFAULT_NAMESPACE) -> str:
@@ -53,52 +97,68 @@ def prefix(namespace: str = DEFAULT_NAMESPACE) -> str:
 
 
 def member(stream_id: str, ident: str) -> str:
-    """One stream's SET (by jti) or subject (by key), as stored in a shared index."""
+    """One stream's SET (by jti), or an issuer's SET (``iss``, ``jti``), in a shared index."""
     return json.dumps([stream_id, ident], separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_member(text: str) -> tuple[str, str]:
-    stream_id, ident = json.loads(text)
+    stream_id, ident = json.loads(text)[:2]
     return str(stream_id), str(ident)
 
 
+def subject_member(stream_id: str, key: str) -> str:
+    """A subject as filed in the subject index, unique to this one write (a fresh nonce)."""
+    return json.dumps([stream_id, key, secrets.token_hex(8)], separators=(",", ":"), ensure_ascii=False)
+
+
 class RedisKeys:
-    """Key names under one prefix; the Lua scripts get the same names from :data:`LUA_KEYS`."""
+    """Key names under one prefix."""
 
     def __init__(self, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.prefix = prefix(namespace)
         self._hub = self.prefix + "{hub}:"
 
     # -- one stream's slot ---------------------------------------------------------------------
-    def _stream_slot(self, stream_id: str) -> str:
+    def stream_slot(self, stream_id: str) -> str:
+        """The prefix of every key of one stream; scripts build per-SET keys from it."""
         return f"{self.prefix}{{s:{stream_id}}}:"
 
     def stream(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "stream"
+        return self.stream_slot(stream_id) + "stream"
 
     def subjects(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "subjects"
+        return self.stream_slot(stream_id) + "subjects"
+
+    def stream_seq(self, stream_id: str) -> str:
+        return self.stream_slot(stream_id) + "seq"
 
     def queue(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "queue"
+        return self.stream_slot(stream_id) + "queue"
 
     def control(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "control"
+        return self.stream_slot(stream_id) + "control"
 
     def sets(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "sets"
+        return self.stream_slot(stream_id) + "sets"
+
+    def finished(self, stream_id: str) -> str:
+        return self.stream_slot(stream_id) + "finished"
 
     def set(self, stream_id: str, jti: str) -> str:
-        return self._stream_slot(stream_id) + "set:" + jti
+        return self.stream_slot(stream_id) + "set:" + jti
 
     def attempts(self, stream_id: str, jti: str) -> str:
-        return self._stream_slot(stream_id) + "attempts:" + jti
+        return self.stream_slot(stream_id) + "attempts:" + jti
 
     def health(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "health"
+        return self.stream_slot(stream_id) + "health"
 
     def set_errors(self, stream_id: str) -> str:
-        return self._stream_slot(stream_id) + "set-errors"
+        return self.stream_slot(stream_id) + "set-errors"
+
+    # -- one receipt's slot --------------------------------------------------------------------
+    def receipt(self, receipt_member: str) -> str:
+        return f"{self.prefix}{{r:{receipt_member}}}:receipt"
 
     # -- shared indexes ------------------------------------------------------------------------
     @property
@@ -115,14 +175,6 @@ class RedisKeys:
     @property
     def pending_streams(self) -> str:
         return self._hub + "pending-streams"
-
-    @property
-    def seq(self) -> str:
-        return self._hub + "seq"
-
-    @property
-    def finished(self) -> str:
-        return self._hub + "finished"
 
     def trace_jti(self, jti: str) -> str:
         return self._hub + "trace:jti:" + jti
@@ -154,41 +206,9 @@ class RedisKeys:
     def receipts(self) -> str:
         return self._hub + "ingested"
 
-    def receipt(self, receipt_member: str) -> str:
-        return self._hub + "ingested:" + receipt_member
-
     @property
     def upstreams(self) -> str:
         return self._hub + "upstreams"
 
     def upstream(self, upstream_id: str) -> str:
         return self._hub + "upstream:" + upstream_id
-
-
-# The same names for scripts that find keys while they run (a stream's SETs on delete,
-# finished SETs on retention). ARGV[1] is always the prefix. Keep in step with RedisKeys.
-LUA_KEYS = """
-local P = ARGV[1]
-local function k_slot(sid) return P .. '{s:' .. sid .. '}:' end
-local function k_stream(sid) return k_slot(sid) .. 'stream' end
-local function k_subjects(sid) return k_slot(sid) .. 'subjects' end
-local function k_queue(sid) return k_slot(sid) .. 'queue' end
-local function k_control(sid) return k_slot(sid) .. 'control' end
-local function k_sets(sid) return k_slot(sid) .. 'sets' end
-local function k_set(sid, jti) return k_slot(sid) .. 'set:' .. jti end
-local function k_attempts(sid, jti) return k_slot(sid) .. 'attempts:' .. jti end
-local function k_health(sid) return k_slot(sid) .. 'health' end
-local function k_set_errors(sid) return k_slot(sid) .. 'set-errors' end
-local H = P .. '{hub}:'
-local K_STREAMS = H .. 'streams'
-local function k_owner(owner) return H .. 'owner:' .. owner end
-local K_ALL_SUBJECTS = H .. 'all-subjects'
-local K_PENDING_STREAMS = H .. 'pending-streams'
-local K_SEQ = H .. 'seq'
-local K_FINISHED = H .. 'finished'
-local function k_trace_jti(jti) return H .. 'trace:jti:' .. jti end
-local function k_trace_txn(txn) return H .. 'trace:txn:' .. txn end
-local function k_subject_index(key) return H .. 'subject:' .. key end
-local K_RECEIPTS = H .. 'ingested'
-local function k_receipt(receipt_member) return H .. 'ingested:' .. receipt_member end
-"""

@@ -1,138 +1,88 @@
-"""The Lua scripts behind every multi-key change of the Redis store.
+"""The Lua scripts behind the Redis store's changes to streams, subjects and records.
 
 A script runs atomically, so each change is all-or-nothing and its checks ("does the
-stream still exist", "is this jti already queued") cannot race another replica. Scripts
-get ``ARGV[1]`` = the key prefix and build names with :data:`~hub.store.redis_keys.LUA_KEYS`.
-Numbers arrive as the strings Python wrote (``repr(float)``) and are stored unchanged:
-Lua's own float formatting would round them.
+stream still exist") cannot race another replica. Every key a script touches is in its
+``KEYS``, all in one slot (``tests/store/test_redis_slots.py`` checks each call); a script
+that must find keys while it runs gets the stream's slot prefix (``S``, the part up to
+and including ``{s:<sid>}:``) and builds them from it, so they stay in that slot. The
+``{hub}`` indexes are never touched here: the Python side updates them around the
+script (``redis_keys``: add before, remove after). Numbers arrive as the strings Python
+wrote (``repr(float)``) and are stored unchanged: Lua's own float formatting would round
+them.
 """
 
 from __future__ import annotations
 
-from hub.store.redis_keys import LUA_KEYS
-
-# -- streams and subjects ---------------------------------------------------------------------
-CREATE_STREAM = (
-    LUA_KEYS
-    + """
-local sid, record, owner, mode, created = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-redis.call('HSET', k_stream(sid), 'record', record, 'owner', owner, 'mode', mode, 'created_at', created)
-redis.call('ZADD', K_STREAMS, created, sid)
-redis.call('ZADD', k_owner(owner), created, sid)
-if mode == 'ALL' then redis.call('ZADD', K_ALL_SUBJECTS, created, sid) end
-return 1
+# -- streams ----------------------------------------------------------------------------------
+# KEYS: stream. ARGV: record, owner, mode, created_at, force.
+# Returns {0} when the stream is gone (a save never resurrects one), {1, old owner, old
+# mode} once saved, and {2, old owner, old mode} without saving when the owner or mode
+# changes and force is not '1': the caller updates the indexes first, then forces.
+SAVE_STREAM = """
+local old = redis.call('HMGET', KEYS[1], 'owner', 'mode')
+if not old[1] then return {0} end
+if ARGV[5] ~= '1' and (old[1] ~= ARGV[2] or old[2] ~= ARGV[3]) then return {2, old[1], old[2]} end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2], 'mode', ARGV[3], 'created_at', ARGV[4])
+return {1, old[1], old[2]}
 """
-)
 
-# A save of a stream deleted meanwhile changes nothing: a save never resurrects one.
-SAVE_STREAM = (
-    LUA_KEYS
-    + """
-local sid, record, owner, mode, created = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local key = k_stream(sid)
-local old_owner = redis.call('HGET', key, 'owner')
-if not old_owner then return 0 end
-if old_owner ~= owner then redis.call('ZREM', k_owner(old_owner), sid) end
-redis.call('HSET', key, 'record', record, 'owner', owner, 'mode', mode, 'created_at', created)
-redis.call('ZADD', K_STREAMS, created, sid)
-redis.call('ZADD', k_owner(owner), created, sid)
-if mode == 'ALL' then
-  redis.call('ZADD', K_ALL_SUBJECTS, created, sid)
-else
-  redis.call('ZREM', K_ALL_SUBJECTS, sid)
-end
-return 1
-"""
-)
-
-# Everything of the stream goes: subjects and their index entries, every SET (pending or
-# finished) with its attempts and trace entries, health and set errors. Audit stays.
-DELETE_STREAM = (
-    LUA_KEYS
-    + """
-local sid = ARGV[2]
-local key = k_stream(sid)
-local owner = redis.call('HGET', key, 'owner')
-if not owner then return 0 end
-redis.call('ZREM', K_STREAMS, sid)
-redis.call('ZREM', k_owner(owner), sid)
-redis.call('ZREM', K_ALL_SUBJECTS, sid)
-redis.call('SREM', K_PENDING_STREAMS, sid)
-for _, value in ipairs(redis.call('HVALS', k_subjects(sid))) do
+# KEYS: stream, subjects, seq, queue, control, sets, finished, health, set-errors. ARGV: S.
+# Everything of the stream goes: subjects, every SET (pending or finished) with its
+# attempts, health and set errors (audit stays). Returns false when there was no stream,
+# else a JSON object naming what the shared indexes hold for it, so the caller can remove
+# those entries next: owner, subject members with their index keys, SETs with their txn.
+DELETE_STREAM = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return false end
+local subjects, sets = {}, {}
+for _, value in ipairs(redis.call('HVALS', KEYS[2])) do
   local entry = cjson.decode(value)
-  for _, index_key in ipairs(entry.index) do
-    redis.call('SREM', k_subject_index(index_key), entry.member)
-  end
+  subjects[#subjects + 1] = {entry.member, entry.index}
 end
-for _, jti in ipairs(redis.call('ZRANGE', k_sets(sid), 0, -1)) do
-  local set_key = k_set(sid, jti)
-  local f = redis.call('HMGET', set_key, 'txn', 'member', 'state')
-  if f[1] then redis.call('ZREM', k_trace_txn(f[1]), f[2]) end
-  redis.call('ZREM', k_trace_jti(jti), sid)
-  if f[3] ~= 'pending' then redis.call('ZREM', K_FINISHED, f[2]) end
-  redis.call('DEL', set_key, k_attempts(sid, jti))
+for _, jti in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+  local set_key = ARGV[1] .. 'set:' .. jti
+  local f = redis.call('HMGET', set_key, 'txn', 'member')
+  sets[#sets + 1] = {jti, f[1] or false, f[2] or false}
+  redis.call('DEL', set_key, ARGV[1] .. 'attempts:' .. jti)
 end
-redis.call('DEL', key, k_subjects(sid), k_queue(sid), k_control(sid), k_sets(sid),
-           k_health(sid), k_set_errors(sid))
-return 1
+redis.call('DEL', unpack(KEYS))
+return cjson.encode({owner = owner, subjects = subjects, sets = sets})
 """
-)
 
-# ARGV: prefix, sid, subject key, entry JSON, member, index keys...
-PUT_SUBJECT = (
-    LUA_KEYS
-    + """
-local sid, key, entry, member = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', k_stream(sid)) == 0 then return 0 end
-local old = redis.call('HGET', k_subjects(sid), key)
-if old then
-  for _, index_key in ipairs(cjson.decode(old).index) do
-    redis.call('SREM', k_subject_index(index_key), member)
-  end
-end
-for i = 6, #ARGV do redis.call('SADD', k_subject_index(ARGV[i]), member) end
-redis.call('HSET', k_subjects(sid), key, entry)
-return 1
+# -- subjects ---------------------------------------------------------------------------------
+# KEYS: stream, subjects. ARGV: subject key, entry JSON.
+# Returns false when the stream does not exist (nothing stored), else the entry it
+# replaced ('' when there was none), whose index entries the caller then removes.
+PUT_SUBJECT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return old or ''
 """
-)
 
-REMOVE_SUBJECT = (
-    LUA_KEYS
-    + """
-local sid, key = ARGV[2], ARGV[3]
-local old = redis.call('HGET', k_subjects(sid), key)
-if not old then return 0 end
-local entry = cjson.decode(old)
-for _, index_key in ipairs(entry.index) do
-  redis.call('SREM', k_subject_index(index_key), entry.member)
-end
-redis.call('HDEL', k_subjects(sid), key)
-return 1
+# KEYS: subjects. ARGV: subject key. Returns the removed entry, or false.
+REMOVE_SUBJECT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return old
 """
-)
 
 # -- health, records, leases, key documents ---------------------------------------------------
-# ARGV: prefix, sid, health JSON
-SAVE_HEALTH = (
-    LUA_KEYS
-    + """
-if redis.call('EXISTS', k_stream(ARGV[2])) == 0 then return 0 end
-redis.call('SET', k_health(ARGV[2]), ARGV[3])
+# KEYS: stream, health. ARGV: health JSON
+SAVE_HEALTH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
-)
 
-# ARGV: prefix, sid, kept, records (JSON) in the order they happened
-RECORD_SET_ERRORS = (
-    LUA_KEYS
-    + """
-local sid = ARGV[2]
-if redis.call('EXISTS', k_stream(sid)) == 0 then return 0 end
-for i = 4, #ARGV do redis.call('LPUSH', k_set_errors(sid), ARGV[i]) end
-redis.call('LTRIM', k_set_errors(sid), 0, tonumber(ARGV[3]) - 1)
+# KEYS: stream, set-errors. ARGV: kept, records (JSON) in the order they happened
+RECORD_SET_ERRORS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[1]) - 1)
 return 1
 """
-)
 
 # KEYS: lease. ARGV: holder, now, expires_at, ttl in ms (Redis forgets the key after it).
 ACQUIRE_LEASE = """
@@ -163,7 +113,7 @@ redis.call('SET', KEYS[1], ARGV[3])
 return 1
 """
 
-# -- issuers and upstreams --------------------------------------------------------------------
+# -- issuers and upstreams (all in {hub}) -----------------------------------------------------
 # KEYS: issuers, issuers-version. ARGV: iss
 REMOVE_ISSUER = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end

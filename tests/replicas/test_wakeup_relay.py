@@ -12,7 +12,7 @@ import redis.asyncio
 from hub.core.backoff import ReconnectBackoff
 from hub.wakeup import QueueSignal
 from hub.wakeup_redis import CHANNEL, RedisWakeupRelay
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisCluster, RedisServer
 
 FAST_RECONNECT = ReconnectBackoff(base=0.05, cap=0.2)
 
@@ -28,8 +28,9 @@ class Replica:
 
 
 @contextlib.asynccontextmanager
-async def replicas(url: str, count: int) -> AsyncIterator[list[Replica]]:
-    started = [Replica(url) for _ in range(count)]
+async def replicas(url: str, count: int, *others: str) -> AsyncIterator[list[Replica]]:
+    """``count`` replicas on ``url``, then one on each of ``others``."""
+    started = [Replica(url) for _ in range(count)] + [Replica(other) for other in others]
     for replica in started:
         await replica.relay.start()
     try:
@@ -111,3 +112,22 @@ async def test_the_relay_reconnects_after_a_redis_restart_and_wakes_polls_that_m
         async with asyncio.timeout(5):
             await again.wait()  # and relaying works again, both ways
             await back.wait()
+
+
+async def test_on_a_cluster_a_set_queued_via_one_node_wakes_a_replica_subscribed_on_another(
+    redis_cluster: RedisCluster, redis_cluster_url: str
+) -> None:
+    # a subscribes on node 0 (a plain URL: cluster mode is detected), b on node 1 (the
+    # explicit form): each PUBLISH must cross the cluster bus to reach the other.
+    async with replicas(redis_cluster_url, 1, redis_cluster.cluster_url) as (a, b):
+        assert a.relay.cluster and b.relay.cluster
+        assert a.relay.subscribed_at != b.relay.subscribed_at
+        waiting = a.signal.waiter("stream-1")
+        b.signal.notify(["stream-1"])
+        back = b.signal.waiter("stream-2")
+        a.signal.notify(["stream-2"])
+        async with asyncio.timeout(5):
+            await waiting.wait()
+            await back.wait()
+        # Each woken once for each: directly for its own notify, over the bus for the other's.
+        assert sorted(a.pushed) == sorted(b.pushed) == ["stream-1", "stream-2"]

@@ -2,21 +2,50 @@
 
 A new backend is one factory in ``BACKENDS``: it gets the test's request and tmp_path and
 returns an un-opened store; calling it twice must give two stores over the same data
-(durability). The Redis backend runs on the session's redis-server, flushed per test.
+(durability). The Redis backends run on the session's redis-server and on the session's
+three-node Redis Cluster, flushed per test; both check, on every script call, that the
+script's keys hash to one slot (``SlotCheckedRedisStore``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from hub.store import SQLiteStore, Store
 from hub.store.redis import RedisStore
+from hub.store.redis_engine import ScriptCall
 
 StoreFactory = Callable[[], Store]
+
+
+class SlotCheckedRedisStore(RedisStore):
+    """A RedisStore that refuses any script call whose KEYS span slots, and notes which
+    scripts ran (``scripts_run``), so the guard needs no cluster to catch a regression."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.scripts_run: set[str] = set()
+
+    def _checked(self, source: str, keys: Sequence[str]) -> None:
+        slots = {key_slot(key.encode()) for key in keys}
+        assert keys, f"a script without KEYS cannot be routed on a cluster:\n{source}"
+        assert len(slots) == 1, f"script KEYS span slots {sorted(slots)}: {list(keys)}\n{source}"
+        self.scripts_run.add(source)
+
+    async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        self._checked(source, keys)
+        return await super()._script(source, keys, args)
+
+    async def _scripts_each(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        for source, keys, _ in calls:
+            self._checked(source, keys)
+        return await super()._scripts_each(calls)
 
 
 def make_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
@@ -24,12 +53,17 @@ def make_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 def make_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return RedisStore(request.getfixturevalue("redis_url"))
+    return SlotCheckedRedisStore(request.getfixturevalue("redis_url"))
+
+
+def make_redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return SlotCheckedRedisStore(request.getfixturevalue("redis_cluster_url"))
 
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
     "sqlite": make_sqlite,
     "redis": make_redis,
+    "redis-cluster": make_redis_cluster,
 }
 
 

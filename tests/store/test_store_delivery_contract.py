@@ -251,6 +251,22 @@ async def test_delete_finished_keeps_sets_that_finished_at_or_after_the_cut_off(
     assert await store.trace("j2") == []
 
 
+async def test_delete_finished_trims_every_stream_and_leaves_their_queues_alone(store: Store) -> None:
+    for sid in ("a", "b", "c"):
+        await with_stream(store, sid, *(queued(sid, f"{sid}{n}") for n in range(3)))
+        await store.complete(sid, [f"{sid}0", f"{sid}1"], at=1000.0)
+    await store.complete("c", ["c2"], at=3000.0)
+    await store.delete_stream("b")
+
+    assert await store.delete_finished(before=2000.0) == 4  # a0 a1 c0 c1
+
+    assert [await jtis(store, sid) for sid in ("a", "b", "c")] == [["a2"], [], []]
+    assert [t.jti for t in await store.trace("c2")] == ["c2"]
+    assert sorted(await store.streams_with_pending()) == ["a"]
+    for gone in ("a0", "a1", "b0", "c0", "c1"):
+        assert await store.trace(gone) == [], gone
+
+
 # -- trace ------------------------------------------------------------------------------------
 async def test_trace_by_txn_returns_every_streams_set_in_queue_order(store: Store) -> None:
     for sid in ("b", "a", "c"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -125,3 +126,87 @@ def start_redis(directory: Path, *, appendonly: bool = False) -> Iterator[RedisS
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+# -- Redis Cluster ----------------------------------------------------------------------------
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+CLUSTER_MASTERS = 3
+BUS_PORT_OFFSET = 10000  # Redis's cluster bus listens on port + 10000
+
+
+def free_cluster_port() -> int:
+    """A free loopback port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + BUS_PORT_OFFSET > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + BUS_PORT_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
+@dataclass
+class ClusterNode(RedisServer):
+    """One ``--cluster-enabled`` master; its nodes.conf lives in its own directory."""
+
+    def _command(self) -> list[str]:
+        nodes_conf = str(self.directory / "nodes.conf")
+        return [*super()._command(), "--cluster-enabled", "yes", "--cluster-config-file", nodes_conf]
+
+
+@dataclass
+class RedisCluster:
+    """Three masters, no replicas: every slot covered, each node owning a third of them."""
+
+    nodes: list[ClusterNode]
+
+    @property
+    def url(self) -> str:
+        """What an operator passes: one node's plain URL (the hub detects cluster mode)."""
+        return self.nodes[0].url
+
+    @property
+    def cluster_url(self) -> str:
+        """The explicit form, ``redis+cluster://``."""
+        return f"redis+cluster://127.0.0.1:{self.nodes[1].port}"
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            with redis.Redis(port=node.port, socket_timeout=5) as client:
+                client.flushall()
+
+    def wait_ok(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        for node in self.nodes:
+            with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as client:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster not ok on port {node.port}: {node._last_words()}")
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop(signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def start_redis_cluster(directory: Path) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on free loopback ports, stopped at the end."""
+    if not Path(REDIS_CLI).exists():
+        raise RuntimeError("redis-cli is not installed (tests/check.sh installs redis-tools)")
+    cluster = RedisCluster([ClusterNode(directory / f"node-{n}", free_cluster_port()) for n in range(3)])
+    try:
+        for node in cluster.nodes:
+            node.start()
+        create = [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes)]
+        create += ["--cluster-replicas", "0", "--cluster-yes"]
+        done = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
+        cluster.wait_ok()
+        yield cluster
+    finally:
+        cluster.stop()
