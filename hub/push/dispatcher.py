@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeGuard
 
 from hub.core.health import DeliveryHealth, after_failure, after_success, should_pause
 from hub.core.model import PUSH_METHOD, Attempt, DeliveryState, QueuedSet, Status, Stream
@@ -82,6 +83,7 @@ class PushDispatcher:
         self.holder = holder or uuid.uuid4().hex
         self._workers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._pokes: dict[str, int] = {}  # wake() calls per stream: new SETs or a status change
+        self._leased: set[str] = set()  # streams whose lease a worker of ours took
         self._endpoints: dict[str, _Endpoint] = {}
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
         self._sweeper: asyncio.Task[None] | None = None
@@ -157,19 +159,26 @@ class PushDispatcher:
         finally:
             self._workers.pop(stream_id, None)
             self._pokes.pop(stream_id, None)
-            with contextlib.suppress(Exception):
-                await self.store.release_lease(lease, self.holder)
+            if stream_id in self._leased:
+                self._leased.discard(stream_id)
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(lease, self.holder)
             if wake.is_set() and not self._stopping:
                 self.wake(stream_id)  # woken while shutting down: start again
 
     async def _work(self, stream_id: str, lease: str, wake: asyncio.Event) -> None:
+        # Every SET queued wakes this, poll streams' too: look before taking the lease, so a
+        # poll stream costs one (cached) read and no lease writes.
+        if not _pushes(await self.store.get_stream(stream_id)):
+            return
         while not self._stopping:
             if not await self.store.acquire_lease(
                 lease, self.holder, now=self.clock(), ttl=self.policy.lease_ttl
             ):
                 return  # another worker (or replica) has it
+            self._leased.add(stream_id)
             stream = await self.store.get_stream(stream_id)
-            if stream is None or stream.delivery.method != PUSH_METHOD or not stream.delivery.endpoint_url:
+            if not _pushes(stream):
                 return
             # Paused or disabled: only stream-updated announcements go out (R-STATUS-7).
             control_only = stream.status is not Status.ENABLED
@@ -295,3 +304,8 @@ def _describe(status: int | None, err: str | None, description: str | None, erro
     if description:
         text += f" ({description})" if error else f": {description}"
     return text[:300]
+
+
+def _pushes(stream: Stream | None) -> TypeGuard[Stream]:
+    """A stream this dispatcher delivers: push, with an endpoint."""
+    return stream is not None and stream.delivery.method == PUSH_METHOD and bool(stream.delivery.endpoint_url)

@@ -73,7 +73,7 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
         if cached is not None:
             return cached
         writes_before = self._stream_writes
-        rows = await self._fetch("SELECT record FROM streams WHERE stream_id = ?", (stream_id,))
+        rows = await self._quick_fetch("SELECT record FROM streams WHERE stream_id = ?", (stream_id,))
         if not rows:
             return None
         stream = Stream.from_record(json.loads(rows[0][0]))
@@ -94,9 +94,7 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
                 self._stream_writes,
                 "SELECT record FROM streams WHERE stream_id IN ({marks})",
             )
-            rows = await self._call(
-                lambda c: [r for cur in in_batches(c, sql, missing) for r in cur], write=False
-            )
+            rows = await self._quick_read(lambda c: [r for cur in in_batches(c, sql, missing) for r in cur])
             streams = [Stream.from_record(json.loads(row[0])) for row in rows]
             self._remember_streams(streams, writes_before)
             found.update((stream.stream_id, stream) for stream in streams)
@@ -158,8 +156,8 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
 
     async def find_subjects(self, index_keys: Iterable[str]) -> list[SubjectEntry]:
         keys = list(index_keys)
-        rows = await self._call(
-            lambda c: [r for cur in in_batches(c, _FIND_SUBJECTS, keys) for r in cur], write=False
+        rows = await self._quick_read(
+            lambda c: [r for cur in in_batches(c, _FIND_SUBJECTS, keys) for r in cur]
         )
         # A subject filed under keys of two batches comes back twice; keep it once.
         found = {(row[0], row[1]): row for row in rows}
@@ -168,7 +166,7 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
     async def streams_with_all_subjects(self) -> list[str]:
         # The literal (not a parameter) lets SQLite use the partial index streams_all_subjects.
         sql = "SELECT stream_id FROM streams WHERE subject_mode = 'ALL' ORDER BY created_at, stream_id"
-        return [str(row[0]) for row in await self._fetch(sql)]
+        return [str(row[0]) for row in await self._quick_fetch(sql)]
 
     # -- records -------------------------------------------------------------------------------
     async def record_set_errors(

@@ -214,6 +214,7 @@ class SQLiteEngine:
         self._closed = False
         self._writes: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
+        self._reader: sqlite3.Connection | None = None  # the event loop's own, for quick reads
 
     # -- plumbing: every call runs fn(conn) in one transaction on the worker thread ---------------
     def _ensure_open(self) -> ThreadPoolExecutor:
@@ -284,6 +285,41 @@ class SQLiteEngine:
     async def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         return await self._call(lambda c: c.execute(sql, params).fetchall(), write=False)
 
+    async def _quick_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a small indexed read on the event loop's own thread, on a connection of its own.
+
+        A hop to the worker thread and back cost more than the read itself on the hot paths
+        (routing, polls, push): the future chaining and the GIL handoff, measured ~100 µs on
+        the development machine against ~20 µs for the read. WAL readers never wait for the
+        writer; should SQLite still answer busy, the read goes to the worker thread instead.
+        Only for reads bounded by an index and a limit: this blocks the loop while it runs.
+        """
+        reader = self._reader
+        if reader is not None and not self._closed:
+            try:
+                with _transaction(reader, write=False):
+                    result = fn(reader)
+            except sqlite3.OperationalError:
+                pass  # busy, or an I/O problem the worker thread will report properly
+            else:
+                if isinstance(result, sqlite3.Cursor):
+                    raise TypeError("a store call must not return a cursor")
+                return result
+        return await self._call(fn, write=False)
+
+    async def _quick_fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        return await self._quick_read(lambda c: c.execute(sql, params).fetchall())
+
+    def _open_reader(self) -> None:
+        reader = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            reader.execute("PRAGMA busy_timeout = 0")  # never wait on the event loop
+            reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error:
+            reader.close()
+            raise
+        self._reader = reader
+
     async def _change(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one write statement; the number of rows it changed."""
         return await self._call(lambda c: c.execute(sql, params).rowcount, write=True)
@@ -337,12 +373,19 @@ class SQLiteEngine:
             executor.shutdown(wait=True)
             raise
         self._executor = executor
+        try:
+            self._open_reader()
+        except sqlite3.Error as exc:  # every read then takes the worker thread, as before
+            _log.warning("sqlite store %s: no read connection for the event loop: %s", self.path, exc)
 
     async def close(self) -> None:
         """Close the file and stop the worker thread; safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._writer is not None:
             await self._writer  # writes already accepted are committed before the file closes
         executor, self._executor = self._executor, None

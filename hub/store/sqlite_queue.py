@@ -52,7 +52,7 @@ class SQLiteQueue(SQLiteEngine):
     async def pending(self, stream_id: str, limit: int, *, control_only: bool = False) -> list[QueuedSet]:
         sql = _PENDING.format(control="AND control = 1" if control_only else "")
         # SQLite reads a negative LIMIT as "no limit"; the contract reads it as none.
-        return [_queued(row) for row in await self._fetch(sql, (stream_id, max(limit, 0)))]
+        return [_queued(row) for row in await self._quick_fetch(sql, (stream_id, max(limit, 0)))]
 
     async def count_pending(self, stream_id: str, *, control_only: bool = False) -> int:
         sql = "SELECT count(*) FROM queue WHERE stream_id = ? AND state = 'pending'"
@@ -157,7 +157,7 @@ class SQLiteQueue(SQLiteEngine):
         return await self._call(tx, write=False)
 
     async def get_health(self, stream_id: str) -> DeliveryHealth:
-        rows = await self._fetch("SELECT record FROM health WHERE stream_id = ?", (stream_id,))
+        rows = await self._quick_fetch("SELECT record FROM health WHERE stream_id = ?", (stream_id,))
         return DeliveryHealth.from_record(json.loads(rows[0][0])) if rows else DeliveryHealth()
 
     async def save_health(self, stream_id: str, health: DeliveryHealth) -> None:

@@ -147,3 +147,56 @@ async def test_the_default_schedule_runs_on_a_fake_clock_and_pauses_once_after_t
     assert paused_at - exhausted_at >= DAY > scheduled[-2].at - exhausted_at
     assert reason.startswith("delivery failing: HTTP 503")
     assert len({r.body for r in receiver.received}) == 1  # the same SET every time
+
+
+class LeaseCountingStore(SQLiteStore):
+    """A real SQLite store that counts the lease writes made on it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, synchronous="NORMAL")
+        self.lease_writes = 0
+
+    async def acquire_lease(self, name: str, holder: str, *, now: float, ttl: float) -> bool:
+        self.lease_writes += 1
+        return await super().acquire_lease(name, holder, now=now, ttl=ttl)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        self.lease_writes += 1
+        await super().release_lease(name, holder)
+
+
+async def never_paused(stream: Stream, reason: str) -> None:
+    raise AssertionError(f"stream {stream.stream_id} paused: {reason}")
+
+
+async def test_sets_queued_on_a_poll_stream_cost_the_push_dispatcher_no_lease(tmp_path: Path) -> None:
+    # Every queued SET wakes the dispatcher; on a poll stream it must only look and leave
+    # (issue #7: two lease writes per poll SET were measurable on the emit -> poll benchmark).
+    store = LeaseCountingStore(tmp_path / "hub.sqlite3")
+    await store.open()
+    try:
+        stream = Stream(
+            stream_id="p1",
+            owner="receiver-1",
+            iss="https://hub.example",
+            aud="receiver-1",
+            delivery=Delivery("urn:ietf:rfc:8936"),
+            events_delivered=(),
+            created_at=T0,
+        )
+        await store.create_stream(stream)
+        async with httpx.AsyncHTTPTransport() as transport:
+            sender = PushSender(transport, EndpointGuard(AddressPolicy(allow_private=True)), timeout=5)
+            dispatcher = PushDispatcher(store, sender, policy=PushPolicy(), pause=never_paused)
+            for i in range(5):
+                await store.enqueue([QueuedSet("p1", f"jti-{i}", "h.p.s", "urn:test", queued_at=T0)])
+                dispatcher.wake("p1")
+            for _ in range(100):
+                if not dispatcher.active_streams:
+                    break
+                await asyncio.sleep(0.01)
+            assert dispatcher.active_streams == 0
+        assert store.lease_writes == 0
+        assert len(await store.pending("p1", 10)) == 5  # left for the poller
+    finally:
+        await store.close()
