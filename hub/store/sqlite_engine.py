@@ -299,8 +299,8 @@ class SQLiteEngine:
             try:
                 with _transaction(reader, write=False):
                     result = fn(reader)
-            except sqlite3.OperationalError:
-                pass  # busy, or an I/O problem the worker thread will report properly
+            except (sqlite3.OperationalError, sqlite3.ProgrammingError):
+                pass  # busy, another thread, or an I/O problem the worker thread reports properly
             else:
                 if isinstance(result, sqlite3.Cursor):
                     raise TypeError("a store call must not return a cursor")
@@ -308,7 +308,14 @@ class SQLiteEngine:
         return await self._call(fn, write=False)
 
     async def _quick_fetch(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        return await self._quick_read(lambda c: c.execute(sql, params).fetchall())
+        """One statement: it reads one snapshot on its own, no BEGIN/COMMIT around it needed."""
+        reader = self._reader
+        if reader is not None and not self._closed:
+            try:
+                return reader.execute(sql, params).fetchall()
+            except (sqlite3.OperationalError, sqlite3.ProgrammingError):
+                pass  # busy, another thread, or an I/O problem the worker thread reports properly
+        return await self._fetch(sql, params)
 
     def _open_reader(self) -> None:
         reader = sqlite3.connect(self.path, isolation_level=None)
