@@ -3,6 +3,7 @@ on SQLite, and how fast a long poll wakes when its SET was queued on the other r
 
     .venv/bin/python -m tests.bench.replicas [--quick] [--runs 3] [--events 4000] [--streams 100]
         [--configs sqlite:1,redis:1,redis:2] [--modes poll,push,wakeup]
+        (also redis-cluster:N: a three-master Redis Cluster, started like the tests' one)
 
 The emit_poll / emit_push workload with their workers (``tests.bench.emitter``,
 ``tests.bench.poller``, ``tests.bench.receiver``): S streams with one subject each, N
@@ -10,9 +11,10 @@ session-revoked events (event k for stream k mod S) sent with 16 in flight, ES25
 With R replicas there is one emitter per replica (N/R events each, started together), poll
 stream i is long-polled through replica i mod R and push streams are shared by the replicas
 through their leases. Redis runs with ``appendonly yes, appendfsync everysec`` (the
-production setting); SQLite with ``synchronous FULL`` (the default). ``wakeup`` sends 20
-events/s instead of as fast as possible and splits the emit -> poll latency into SETs polled
-on the replica that queued them and SETs polled on the other one (woken through pub/sub).
+production setting), a cluster without persistence; SQLite with ``synchronous FULL`` (the
+default). ``wakeup`` sends 20 events/s instead of as fast as possible and splits the
+emit -> poll latency into SETs polled on the replica that queued them and SETs polled on
+the other one (woken through pub/sub).
 
 Nothing is pinned to a CPU: replicas exist to use more cores, and on a small machine the
 load generator, receiver and Redis share those cores with them. Say so next to any figure.
@@ -34,7 +36,7 @@ from typing import Any
 import httpx
 
 from tests.bench import harness as h
-from tests.support.redis import start_redis
+from tests.support.redis import start_redis, start_redis_cluster
 
 ALG = "ES256"
 WAKEUP_RATE = 20.0  # events per second in the wake-up scenario
@@ -54,7 +56,7 @@ class Replicas:
 
     def store_flags(self) -> list[str]:
         """Where ``serve`` keeps its data beyond ``--data-dir``, and ``token`` finds its key."""
-        if self.store == "redis":
+        if self.store in ("redis", "redis-cluster"):
             assert self.redis_url is not None
             return ["--store", "redis", "--redis-url", self.redis_url]
         if len(self.ports) > 1:
@@ -70,6 +72,8 @@ class Replicas:
             SSF_HUB_MIN_VERIFICATION_INTERVAL="0",
             SSF_HUB_PUSH_ENDPOINT_RATE="0",
             SSF_HUB_ISSUER=self.issuer,
+            # One process per replica: the figures are about replicas, not signing processes.
+            SSF_HUB_SIGNING_PROCESSES="0",
         )
         try:
             for i, port in enumerate(self.ports):
@@ -227,6 +231,8 @@ def one_run(args: argparse.Namespace, store: str, count: int, mode: str) -> dict
         redis_url = None
         if store == "redis":
             redis_url = stack.enter_context(start_redis(Path(tmp) / "redis", appendonly=True)).url
+        elif store == "redis-cluster":  # three masters, no persistence (tests/support/redis.py)
+            redis_url = stack.enter_context(start_redis_cluster(Path(tmp) / "cluster")).cluster_url
         hubs = stack.enter_context(Replicas(Path(tmp), store, count, redis_url).running())
         if mode == "push":
             rport = h.free_port()
