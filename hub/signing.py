@@ -25,7 +25,7 @@ import os
 import pickle
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,13 @@ from hub.signing_child import HEADER, encode_frame
 log = logging.getLogger("hub.signing")
 
 Claims = dict[str, Any]
+
+
+# The smallest request worth a round trip to a child, per algorithm. Measured with
+# tests.bench.emit_poll/emit_push on a 2-core machine (tests/bench/README.md): one RS256 SET
+# per event +31..+39 % with a child, ten ES256 SETs per event +24 %, one ES256 SET +0 %
+# (an ES256 signature costs about what the round trip costs the event loop).
+MIN_BATCH: Mapping[str, int] = {"RS256": 1, "ES256": 4, "EdDSA": 4}
 
 
 class SigningUnavailable(Exception):
@@ -184,8 +191,10 @@ class SetSigner:
         restart_delay: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         process_factory: Callable[[], SigningProcess] = SigningProcess,
+        min_batch: Mapping[str, int] | None = None,
     ) -> None:
         self.ring = ring
+        self._min_batch = dict(MIN_BATCH if min_batch is None else min_batch)
         self._wanted = processes
         self._restart_delay = restart_delay
         self._clock = clock
@@ -225,6 +234,8 @@ class SetSigner:
     async def sign_many(self, claims: Sequence[Claims], *, typ: str = SET_TYP) -> list[str]:
         if not claims:
             return []
+        if len(claims) < self._min_batch.get(self.ring.active.alg, 1):
+            return [self.ring.sign(c, typ=typ) for c in claims]
         child = self._pick()
         if child is not None:
             try:

@@ -31,7 +31,7 @@ def decode(token: str, ring: SigningKeyRing) -> jwt.Token:
 
 @pytest.fixture
 async def signer(request: pytest.FixtureRequest) -> AsyncIterator[SetSigner]:
-    alg = getattr(request, "param", "ES256")
+    alg = getattr(request, "param", "RS256")
     running = SetSigner(SigningKeyRing.generate(alg, 0.0), processes=1, restart_delay=0.0)
     await running.start()
     try:
@@ -118,3 +118,17 @@ async def test_a_hub_with_a_signing_process_delivers_verifiable_sets(tmp_path: P
             (claims,) = await hub.poll_verified(stream, sub=f"agent-{i}")  # signature, kid, typ
             assert claims["txn"] == result["txn"]
         assert next(children[0]._batches) >= 1  # they went through the child
+
+
+async def test_small_es256_batches_stay_in_the_loop_where_the_trip_costs_as_much_as_the_signature() -> None:
+    signer = SetSigner(SigningKeyRing.generate("ES256", 0.0), processes=1)
+    await signer.start()
+    try:
+        (child,) = signer.processes
+        one = await signer.sign_many([{"jti": "alone"}])
+        many = await signer.sign_many([{"jti": f"m{i}"} for i in range(4)])
+        assert decode(one[0], signer.ring).claims["jti"] == "alone"
+        assert [decode(t, signer.ring).claims["jti"] for t in many] == [f"m{i}" for i in range(4)]
+        assert next(child._batches) == 1  # only the batch of four went to the child
+    finally:
+        await signer.close()

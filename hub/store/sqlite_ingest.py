@@ -67,13 +67,13 @@ class SQLiteIngest(SQLiteQueue):
         return await self._call(tx, write=True)
 
     async def issuers_version(self) -> int:
-        rows = await self._fetch("SELECT value FROM counters WHERE name = ?", (_ISSUERS_COUNTER,))
+        rows = await self._quick_fetch("SELECT value FROM counters WHERE name = ?", (_ISSUERS_COUNTER,))
         return int(rows[0][0]) if rows else 0
 
     # -- ingest receipts ---------------------------------------------------------------------------
     async def was_ingested(self, iss: str, jti: str, *, now: float) -> bool:
         sql = "SELECT 1 FROM ingested WHERE iss = ? AND jti = ? AND expires_at > ?"
-        return bool(await self._fetch(sql, (iss, jti, now)))
+        return bool(await self._quick_fetch(sql, (iss, jti, now)))
 
     async def ingest(self, receipt: IngestReceipt, items: Sequence[QueuedSet]) -> bool:
         # Receipt and re-issued SETs in one savepoint: a crash keeps both or neither.

@@ -17,7 +17,11 @@ from tests.bench.harness import RESULTS, fmt, spread
 
 # The results files these tables read.
 TABLED = {"floors", "ingest_rate", "emit_poll", "emit_poll_normal", "emit_poll_fanout", "emit_push",
-          "push_rate", "receivers_latency", "scale", "scale_proposed_index"}  # fmt: skip
+          "push_rate", "receivers_latency", "scale", "scale_proposed_index", "emit_poll_2cores",
+          "emit_poll_fanout_2cores", "emit_push_2cores"}  # fmt: skip
+# One core (the hub's) against the same run with a signing process on the second core.
+SECOND_CORE = (("emit_poll", "emit_poll_2cores"), ("emit_poll_fanout", "emit_poll_fanout_2cores"),
+               ("emit_push", "emit_push_2cores"))  # fmt: skip
 
 
 def load(results: Path, name: str) -> dict[str, Any]:
@@ -66,16 +70,82 @@ def ratio(value: float, floor: float) -> str:
     return f"{100 * value / floor:.0f} %"
 
 
+def cores(row: dict[str, Any]) -> str:
+    n = row.get("signing_processes", 0)
+    return f" + {n} signing process(es) on the 2nd core" if n else ""
+
+
+def push_rows(
+    data: dict[str, Any], floors: dict[str, Any], client_name: str, client_rate: float
+) -> list[list[str]]:
+    rows = []
+    base: dict[str, float] = {}
+    for r in data.get("rows", []):
+        sign = floor_of(floors, f"JWS {r['alg']} sign, joserfc")
+        rate = med([s["sets_per_s"] for s in r["samples"]])
+        bad = r["samples"][0]["failing_streams"]
+        if not bad:
+            base[r["alg"]] = rate
+            floor = min(sign, client_rate)
+            rows.append([
+                f"emit → push (202), {r['alg']}{cores(r)}, {r['streams']} streams: SETs/s "
+                f"(hub CPU {cpu_per_set(r)} µs/SET)",
+                rng([s["sets_per_s"] for s in r["samples"]]), cmd(data),
+                f"min({r['alg']} sign {fmt(sign)}, {client_name} {fmt(client_rate)})",
+                ratio(rate, floor), "≥ 50 %",
+            ])  # fmt: skip
+        else:
+            rows.append([
+                f"… with {bad}/{r['streams']} receivers answering 503: healthy SETs/s",
+                rng([s["sets_per_s"] for s in r["samples"]]), cmd(data), "the same run with none failing",
+                ratio(rate, base[r["alg"]]) if r["alg"] in base else "-", "≈ 100 %",
+            ])  # fmt: skip
+    return rows
+
+
+def second_core_rows(results: Path) -> list[list[str]]:
+    """Each run with a signing process on the second core against the same run without."""
+    rows = []
+    for one, two in SECOND_CORE:
+        base, more = load(results, one), load(results, two)
+        for r2 in more.get("rows", []):
+            match = [
+                r
+                for r in base.get("rows", [])
+                if (r["alg"], r.get("fanout", 1), r.get("failing", 0))
+                == (r2["alg"], r2.get("fanout", 1), r2.get("failing", 0))
+            ]
+            if not match:
+                continue
+            rate1 = med([s["sets_per_s"] for s in match[0]["samples"]])
+            rate2 = med([s["sets_per_s"] for s in r2["samples"]])
+            what = "emit → push" if "push" in one else "emit → long poll"
+            failing = f", {r2['failing']} failing" if r2.get("failing") else ""
+            rows.append([
+                f"{what}, {r2['alg']}, {r2.get('fanout', 1)} per event{failing}: SETs/s, 1 core → "
+                f"+1 signing process",
+                f"{fmt(rate1)} → **{fmt(rate2)}**", cmd(more), f"{100 * rate2 / rate1 - 100:+.0f} %",
+            ])  # fmt: skip
+    return rows
+
+
 def throughput_rows(results: Path, floors: dict[str, Any]) -> list[list[str]]:
     rows = []
     client_name, client_rate = client_floor(floors)
-    for name in ("emit_poll", "emit_poll_normal", "emit_poll_fanout"):
+    names = (
+        "emit_poll",
+        "emit_poll_normal",
+        "emit_poll_fanout",
+        "emit_poll_2cores",
+        "emit_poll_fanout_2cores",
+    )
+    for name in names:
         data = load(results, name)
         for r in data.get("rows", []):
             sign = floor_of(floors, f"JWS {r['alg']} sign, joserfc")
             rate = med([s["sets_per_s"] for s in r["samples"]])
             rows.append([
-                f"emit → long poll, {r['alg']}, SQLite {r.get('sqlite_synchronous', 'FULL')}, "
+                f"emit → long poll, {r['alg']}{cores(r)}, SQLite {r.get('sqlite_synchronous', 'FULL')}, "
                 f"{r['streams']} streams, {r.get('fanout', 1)} per event: SETs/s "
                 f"(hub CPU {cpu_per_set(r)} µs/SET)",
                 rng([s["sets_per_s"] for s in r["samples"]]), cmd(data),
@@ -92,28 +162,8 @@ def throughput_rows(results: Path, floors: dict[str, Any]) -> list[list[str]]:
             rng([s["sets_per_s"] for s in r["samples"]]), cmd(data),
             f"Starlette POST + 1 {r['alg']} verify {fmt(floor)}/s", ratio(rate, floor), "≥ 50 %",
         ])  # fmt: skip
-    data = load(results, "emit_push")
-    base: dict[str, float] = {}
-    for r in data.get("rows", []):
-        sign = floor_of(floors, f"JWS {r['alg']} sign, joserfc")
-        rate = med([s["sets_per_s"] for s in r["samples"]])
-        bad = r["samples"][0]["failing_streams"]
-        if not bad:
-            base[r["alg"]] = rate
-            floor = min(sign, client_rate)
-            rows.append([
-                f"emit → push (202), {r['alg']}, {r['streams']} streams: SETs/s "
-                f"(hub CPU {cpu_per_set(r)} µs/SET)",
-                rng([s["sets_per_s"] for s in r["samples"]]), cmd(data),
-                f"min({r['alg']} sign {fmt(sign)}, {client_name} {fmt(client_rate)})",
-                ratio(rate, floor), "≥ 50 %",
-            ])  # fmt: skip
-        else:
-            rows.append([
-                f"… with {bad}/{r['streams']} receivers answering 503: healthy SETs/s",
-                rng([s["sets_per_s"] for s in r["samples"]]), cmd(data), "the same run with none failing",
-                ratio(rate, base[r["alg"]]) if r["alg"] in base else "-", "≈ 100 %",
-            ])  # fmt: skip
+    for data in (load(results, "emit_push"), load(results, "emit_push_2cores")):
+        rows += push_rows(data, floors, client_name, client_rate)
     data = load(results, "push_rate")
     for r in data.get("rows", []):
         sign = floor_of(floors, "JWS ES256 sign, joserfc")
@@ -247,6 +297,8 @@ def main() -> None:
     heads = ("figure", "median (min to max)", "command", "floor", "ratio", "target")
     print("\nThe hub against its floors:\n")
     print(markdown(heads, throughput_rows(results, floors)))
+    print("\nA second core (same runs, one signing process pinned to the load's CPU):\n")
+    print(markdown(("figure", "1 core → 2 cores (median)", "command", "speed-up"), second_core_rows(results)))
     print("\nLatency:\n")
     print(markdown(heads, latency_rows(results)))
     print("\nScale:\n")
