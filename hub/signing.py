@@ -50,7 +50,9 @@ class SigningUnavailable(Exception):
 
 def auto_processes() -> int:
     """One signing process when this process may run on a second core, else none."""
-    return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
+    # sched_getaffinity (Linux) sees taskset/cgroup pinning; elsewhere count the machine's CPUs.
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 1 if usable >= 2 else 0
 
 
 @dataclass
@@ -227,9 +229,6 @@ class SetSigner:
         for child in self._children:
             await child.close()
         self._children.clear()
-
-    def sign(self, claims: Claims, *, typ: str = SET_TYP) -> str:
-        return self.ring.sign(claims, typ=typ)
 
     async def sign_many(self, claims: Sequence[Claims], *, typ: str = SET_TYP) -> list[str]:
         if not claims:

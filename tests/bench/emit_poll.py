@@ -90,17 +90,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="emits in flight")
     parser.add_argument("--pollers", type=int, default=2, help="poller processes")
     parser.add_argument("--fanout", type=int, default=1, help="streams each event reaches (SETs per event)")
-    parser.add_argument(
-        "--sync", default="FULL", help="the hub's sqlite_synchronous (default FULL, as shipped)"
-    )
-    parser.add_argument(
-        "--signing-processes",
-        type=int,
-        default=0,
-        help="the hub's signing_processes (0: sign on the hub's core; N: N children on the load's core)",
-    )
-    parser.add_argument("--profile", action="store_true", help="py-spy the hub in the first run")
-    parser.add_argument("--out", default=None)
+    h.add_hub_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.runs, args.events, args.streams, args.algs = 1, 400, 20, "ES256"

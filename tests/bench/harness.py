@@ -8,6 +8,7 @@ processes (``python -m tests.bench.<worker>``) that read a JSON plan and write a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -405,3 +406,18 @@ def delivery_figures(emitted: Mapping[str, Any], arrived: Mapping[str, float]) -
         "p50_from_ack_ms": percentile(from_acked, 50),
         "p99_from_ack_ms": percentile(from_acked, 99),
     }
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every emit benchmark passes to its hub, and --profile / --out."""
+    parser.add_argument(
+        "--sync", default="FULL", help="the hub's sqlite_synchronous (default FULL, as shipped)"
+    )
+    parser.add_argument(
+        "--signing-processes",
+        type=int,
+        default=0,
+        help="the hub's signing_processes (0: sign on the hub's core; N: N children on the load's core)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the hub in the first run")
+    parser.add_argument("--out", default=None)

@@ -138,6 +138,8 @@ def test_false_booleans_from_the_environment(tmp_path: Path, text: str) -> None:
         ({"SSF_HUB_ISSUER": "https://hub.example.com/?tenant=1"}, "environment SSF_HUB_ISSUER"),
         ({"SSF_HUB_INACTIVITY_TIMEOUT": "30"}, "environment SSF_HUB_INACTIVITY_TIMEOUT"),
         ({"SSF_HUB_SIGNING_ALG": "HS256"}, "environment SSF_HUB_SIGNING_ALG"),
+        ({"SSF_HUB_SIGNING_PROCESSES": "-1"}, "environment SSF_HUB_SIGNING_PROCESSES"),
+        ({"SSF_HUB_SIGNING_PROCESSES": "many"}, "environment SSF_HUB_SIGNING_PROCESSES"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(env: dict[str, str], origin: str) -> None:
