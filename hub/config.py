@@ -26,6 +26,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = Path(".ssf-hub")
 MAX_BODY_BYTES = 256 * 1024  # DESIGN.md default request limit
+MAX_ACCESS_TOKEN_BYTES = 8 * 1024  # real access tokens are 1-4 KiB
+HEADER_TIMEOUT = 5.0
 LONG_POLL_SECONDS = 20.0  # how long a returnImmediately=false poll is held by default
 LONG_POLL_MAX_SECONDS = 30.0  # hard ceiling for the above
 MAX_EVENTS_DEFAULT = 100
@@ -60,11 +62,17 @@ class Settings:
     issuer: str | None = None  # defaults to http://HOST:PORT
     allow_private_endpoints: bool = False
     signing_alg: str = "RS256"
-    # Child processes that sign SETs off the event loop; None = one when a second core is there.
+    # Hub processes behind the one port (serve --processes): each a whole hub on the store.
+    processes: int = 1
+    # Child processes that sign SETs off the event loop; None = one when a second core is there
+    # (and none when there are several hub processes: they use the cores already).
     signing_processes: int | None = None
     key_rotation_days: float = KEY_ROTATION_DAYS
     key_overlap_days: float = KEY_OVERLAP_DAYS
     max_body_bytes: int = MAX_BODY_BYTES
+    max_access_token_bytes: int = MAX_ACCESS_TOKEN_BYTES
+    header_timeout: float = HEADER_TIMEOUT  # seconds to send a request's headers
+    body_timeout: float | None = None  # seconds to send its body; None = 5 + max_body_bytes / 64 KiB
     subject_changes_per_second: float = 100.0  # per stream owner (R-SUBJ-3: 429 above); 0 = no cap
     subject_changes_burst: float = 1000.0
     long_poll_seconds: float = LONG_POLL_SECONDS
@@ -83,9 +91,13 @@ class Settings:
     push_retry_schedule: str = ""  # comma-separated delays in seconds; empty = the built-in schedule
     push_retry_jitter: float = 0.2
     push_pause_after: float = PUSH_PAUSE_AFTER
-    push_endpoint_concurrency: int = 10
+    push_endpoint_concurrency: int = 16  # as many as one stream may have (push_stream_in_flight)
     push_endpoint_rate: float = 1000.0  # SETs/s to one endpoint_url; 0 = no cap
     push_max_in_flight: int = 200
+    # Requests in flight to one push stream, and what they keep in order: "subject" (SETs
+    # about one subject never overtake each other) or "stream" (queue order, one at a time).
+    push_stream_in_flight: int = 16
+    push_order: str = "subject"
     # A replica's claim on a stream's push work; a killed replica's streams move on after this.
     push_lease_seconds: float = PUSH_LEASE_SECONDS
     push_allow_cidrs: tuple[str, ...] = ()  # on-premises ranges push may reach (e.g. 10.20.0.0/16)
@@ -98,8 +110,13 @@ class Settings:
     upstream_reload_interval: float = 5.0
     upstream_check_interval: float = 60.0
     upstream_verify_timeout: float = 30.0
+    # Lifetime of the ingest token given to a push upstream; renewed when a third is left.
+    upstream_push_token_ttl: float = 90 * 86400.0
     log_level: str = "info"
+    log_format: str = "text"  # "text" or "json": one line per event with stable keys (hub.logs)
     access_log: bool = False
+    metrics_public: bool = False  # GET /metrics without a token (for a private network)
+    tls_ca_file: str | None = None  # PEM certificates trusted for outgoing HTTPS, beside the system's
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -183,6 +200,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:  # noqa: C901 - one bran
                 raise ValueError("expected an integer")
             return int(value)
         if kind.startswith("float"):
+            unset = value is None or (isinstance(value, str) and value.strip().lower() in {"", "none", "off"})
+            if unset and "None" in kind:
+                return None
             if isinstance(value, bool):
                 raise ValueError("expected a number")
             return float(value)
@@ -240,12 +260,20 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("subject_changes_per_second", "need a rate >= 0 (0 = no cap) and a burst >= 1")
     if s.max_body_bytes < 1024:
         raise bad("max_body_bytes", "must be at least 1024")
+    if not 1024 <= s.max_access_token_bytes <= 65536:
+        raise bad("max_access_token_bytes", "must be between 1024 and 65536")
+    if not 0.1 <= s.header_timeout <= 300:
+        raise bad("header_timeout", "must be between 0.1 and 300 seconds")
+    if s.body_timeout is not None and not 0.1 <= s.body_timeout <= 3600:
+        raise bad("body_timeout", "must be between 0.1 and 3600 seconds (or unset)")
     if not 0 <= s.long_poll_seconds <= s.long_poll_max_seconds <= 300:
         raise bad("long_poll_seconds", "need 0 <= long_poll_seconds <= long_poll_max_seconds <= 300")
     if not 1 <= s.max_events_default <= s.max_events_limit <= 10000:
         raise bad("max_events_default", "need 1 <= max_events_default <= max_events_limit <= 10000")
     if s.min_verification_interval < 0:
         raise bad("min_verification_interval", "must be >= 0")
+    if not 1 <= s.processes <= 64:
+        raise bad("processes", "must be between 1 and 64")
     if s.signing_processes is not None and not 0 <= s.signing_processes <= 16:
         raise bad("signing_processes", "must be between 0 and 16 (or unset: one when a second core is there)")
     if s.inactivity_timeout is not None and s.inactivity_timeout < 60:
@@ -266,6 +294,10 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("push_retry_schedule", str(exc)) from None
     if s.push_pause_after < 0:
         raise bad("push_pause_after", "must be >= 0 seconds")
+    if s.push_order not in {"subject", "stream"}:
+        raise bad("push_order", "must be subject or stream")
+    if not 1 <= s.push_stream_in_flight <= 1000:
+        raise bad("push_stream_in_flight", "must be between 1 and 1000")
     if s.push_endpoint_concurrency < 1 or s.push_max_in_flight < 1:
         raise bad("push_endpoint_concurrency", "concurrency caps must be >= 1")
     if not 1 <= s.push_lease_seconds <= 600:
@@ -279,6 +311,8 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
     for name in ("upstream_reload_interval", "upstream_check_interval", "upstream_verify_timeout"):
         if not 0.1 <= getattr(s, name) <= 86400:
             raise bad(name, "must be between 0.1 and 86400 seconds")
+    if not 5 <= s.upstream_push_token_ttl <= 365 * 86400:
+        raise bad("upstream_push_token_ttl", "must be between 5 seconds and 365 days")
     if s.retention_days <= 0:
         raise bad("retention_days", "must be > 0")
     if s.ingest_dedup_days <= 0:
@@ -289,6 +323,10 @@ def _validate(s: Settings, origins: Mapping[str, str]) -> None:  # noqa: C901 - 
         raise bad("ingest_jwks_refetch_seconds", "must be between 0 and 3600 seconds")
     if s.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
         raise bad("log_level", "must be one of critical, error, warning, info, debug")
+    if s.tls_ca_file is not None and not Path(s.tls_ca_file).is_file():
+        raise bad("tls_ca_file", "must be a readable PEM file of CA certificates")
+    if s.log_format not in {"text", "json"}:
+        raise bad("log_format", "must be text or json")
 
 
 def push_schedule(settings: Settings) -> RetrySchedule:

@@ -9,7 +9,8 @@
     ├── Conflict             409 conflict
     ├── PayloadTooLarge      413 payload_too_large
     ├── TooManyRequests      429 too_many_requests (min_verification_interval)
-    └── Unavailable          503 temporarily_unavailable (store down; Retry-After)
+    └── Unavailable          503 temporarily_unavailable (Retry-After)
+        └── StoreUnavailable the store is down or full: logged once per outage
 
 Core modules raise these without knowing about HTTP frameworks; the web edge renders
 every one of them as ``{"err": ..., "description": ...}`` with ``status_code``.
@@ -94,6 +95,10 @@ class Unavailable(HubError):
     def __init__(self, description: str, *, retry_after: int = 1) -> None:
         super().__init__(description)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot be reached or written (Redis down, SQLite disk full): an outage."""
 
 
 class ConfigError(Exception):

@@ -8,7 +8,8 @@ event" is one filter away.
 
 Actions: ``access_revoked`` (a revocation recorded), ``token_dropped``, ``request_refused``,
 ``policy_changed`` (a subject's decision changed), ``event_ignored`` (a SET acknowledged without
-action, e.g. an unknown event type).
+action, e.g. an unknown event type), ``event_stale`` (a policy event older than the facts it
+would change: nothing changed).
 
 Records go to the ``receivers.audit`` logger as one JSON object per line (message) with the
 record also in ``extra={"audit": ...}``, to an in-memory ring of the last ``keep`` records,
@@ -35,6 +36,7 @@ TOKEN_DROPPED = "token_dropped"
 REQUEST_REFUSED = "request_refused"
 POLICY_CHANGED = "policy_changed"
 EVENT_IGNORED = "event_ignored"
+EVENT_STALE = "event_stale"
 
 
 @dataclass(frozen=True)

@@ -12,101 +12,28 @@ event that comes back against it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from receivers.dedup import Deduplicator
-from receivers.discovery import POLL_METHOD, PUSH_METHOD, TransmitterMetadata, parse_metadata, well_known_urls
+from receivers.discovery import TransmitterMetadata, parse_metadata, well_known_urls
 from receivers.dispatch import Dispatcher
 from receivers.errors import DiscoveryError, IssuerMismatch, TransmitterError
 from receivers.jwks import JwksCache, KeySource
 from receivers.oauth import BearerAuth, TokenSource
 from receivers.poll import PollConsumer
 from receivers.receiver import Receiver
+from receivers.stores import DedupStore
+from receivers.streams import StreamConfig, StreamStatus, parse_status, poll_delivery, push_delivery
 from receivers.subjects import Subject
 from receivers.verification import VerificationStates
 from receivers.verify import SetVerifier
 
 __all__ = ["StreamClient", "StreamConfig", "StreamStatus", "poll_delivery", "push_delivery"]
-
-
-def poll_delivery() -> dict[str, Any]:
-    """RFC 8936 poll; the transmitter picks the ``endpoint_url`` (R-STREAM-3)."""
-    return {"method": POLL_METHOD}
-
-
-def push_delivery(endpoint_url: str, authorization_header: str | None = None) -> dict[str, Any]:
-    """RFC 8935 push to ``endpoint_url``; the transmitter sends ``authorization_header`` verbatim."""
-    out: dict[str, Any] = {"method": PUSH_METHOD, "endpoint_url": endpoint_url}
-    if authorization_header is not None:
-        out["authorization_header"] = authorization_header
-    return out
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    stream_id: str
-    iss: str
-    aud: tuple[str, ...]
-    delivery: Mapping[str, Any]
-    events_delivered: tuple[str, ...] = ()
-    events_requested: tuple[str, ...] | None = None
-    events_supported: tuple[str, ...] | None = None
-    description: str | None = None
-    min_verification_interval: int | None = None
-    inactivity_timeout: int | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def delivery_method(self) -> str | None:
-        method = self.delivery.get("method", self.delivery.get("delivery_method"))
-        return method if isinstance(method, str) else None
-
-    @property
-    def endpoint_url(self) -> str | None:
-        url = self.delivery.get("endpoint_url", self.delivery.get("url"))  # AMB-5
-        return url if isinstance(url, str) else None
-
-    @classmethod
-    def from_json(cls, doc: Any) -> StreamConfig:
-        if not isinstance(doc, Mapping):
-            raise TransmitterError(200, "invalid_response", "a stream configuration must be a JSON object")
-        stream_id, iss, aud = doc.get("stream_id"), doc.get("iss"), doc.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud
-        if not isinstance(stream_id, str) or not isinstance(iss, str) or not isinstance(auds, list):
-            raise TransmitterError(
-                200, "invalid_response", "stream configuration lacks stream_id, iss or aud"
-            )
-
-        def strings(name: str) -> tuple[str, ...] | None:
-            value = doc.get(name)
-            return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
-
-        interval, timeout = doc.get("min_verification_interval"), doc.get("inactivity_timeout")
-        return cls(
-            stream_id=stream_id,
-            iss=iss,
-            aud=tuple(str(a) for a in auds),
-            delivery=dict(doc.get("delivery") or {}),
-            events_delivered=strings("events_delivered") or (),
-            events_requested=strings("events_requested"),
-            events_supported=strings("events_supported"),
-            description=doc.get("description") if isinstance(doc.get("description"), str) else None,
-            min_verification_interval=interval if isinstance(interval, int) else None,
-            inactivity_timeout=timeout if isinstance(timeout, int) else None,
-            raw=dict(doc),
-        )
-
-
-@dataclass(frozen=True)
-class StreamStatus:
-    stream_id: str
-    status: str
-    reason: str | None = None
 
 
 class StreamClient:
@@ -153,7 +80,11 @@ class StreamClient:
         events_requested: Sequence[str] | None = None,
         delivery: Mapping[str, Any] | None = None,
         description: str | None = None,
+        delete_on_mismatch: bool = False,
     ) -> StreamConfig:
+        """POST a new stream. With ``delete_on_mismatch``, a stream the transmitter created under
+        a foreign issuer is deleted before :class:`IssuerMismatch` is raised, so retries do not
+        leave streams behind (the error's ``stream_id`` names it either way)."""
         body: dict[str, Any] = {}
         if events_requested is not None:
             body["events_requested"] = list(events_requested)
@@ -162,7 +93,13 @@ class StreamClient:
         if description is not None:
             body["description"] = description
         doc = await self._call("POST", self._endpoint("configuration_endpoint"), body, expect=(201, 200))
-        return self._checked(doc)
+        try:
+            return self._checked(doc)
+        except IssuerMismatch as mismatch:
+            if not delete_on_mismatch or mismatch.stream_id is None:
+                raise
+            await self.delete_stream(mismatch.stream_id)
+            raise IssuerMismatch(str(mismatch), stream_id=mismatch.stream_id, deleted=True) from None
 
     async def get_stream(self, stream_id: str) -> StreamConfig:
         doc = await self._call(
@@ -199,7 +136,7 @@ class StreamClient:
 
     # -- status (R-STATUS-1..3) ------------------------------------------------------------------
     async def get_status(self, stream_id: str) -> StreamStatus:
-        return _status(
+        return parse_status(
             await self._call("GET", self._endpoint("status_endpoint"), params={"stream_id": stream_id})
         )
 
@@ -207,7 +144,7 @@ class StreamClient:
         body: dict[str, Any] = {"stream_id": stream_id, "status": status}
         if reason is not None:
             body["reason"] = reason
-        return _status(await self._call("POST", self._endpoint("status_endpoint"), body))
+        return parse_status(await self._call("POST", self._endpoint("status_endpoint"), body))
 
     # -- subjects (R-SUBJ-1..4; any 2xx is success, AMB-12) -------------------------------------------
     async def add_subject(self, stream_id: str, subject: Subject, *, verified: bool | None = None) -> None:
@@ -235,13 +172,49 @@ class StreamClient:
         )
         return state
 
+    async def verified(
+        self,
+        stream_id: str,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109 - one deadline over several requests and the wait
+        state: str | None = None,
+    ) -> str:
+        """Request verification (unless ``state`` was already requested) and wait until the
+        event echoing it has been received; returns the state. A receiver for the stream must
+        be running. Raises :class:`TimeoutError`; a ``429`` (requested too recently,
+        R-VERIFY-2) is asked again until ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        arrived = asyncio.Event()
+        wanted: set[str] = set()
+
+        def heard(sid: str, echoed: str) -> None:
+            if sid == stream_id and echoed in wanted:
+                arrived.set()
+
+        self.states.listeners.append(heard)
+        try:
+            while state is None:
+                try:
+                    state = await self.request_verification(stream_id)
+                except TransmitterError as exc:
+                    if exc.status != 429 or loop.time() + 1.0 > deadline:
+                        raise
+                    await asyncio.sleep(1.0)
+            wanted.add(state)
+            if not self.states.confirmed(stream_id, state):
+                await asyncio.wait_for(arrived.wait(), max(0.0, deadline - loop.time()))
+            return state
+        finally:
+            self.states.listeners.remove(heard)
+
     # -- receiving ----------------------------------------------------------------------------------------
     def receiver(
         self,
         stream: StreamConfig,
         *,
         dispatcher: Dispatcher | None = None,
-        dedup: Deduplicator | None = None,
+        dedup: Deduplicator | DedupStore | None = None,
         keys: KeySource | None = None,
         audience: str | Sequence[str] | None = None,
     ) -> Receiver:
@@ -290,14 +263,18 @@ class StreamClient:
     def _check_issuer(self, stream: StreamConfig) -> None:
         if stream.iss.rstrip("/") != self.metadata.issuer.rstrip("/"):
             raise IssuerMismatch(
-                f"stream {stream.stream_id} names issuer {stream.iss!r}, not {self.metadata.issuer!r}"
+                f"stream {stream.stream_id} names issuer {stream.iss!r}, not {self.metadata.issuer!r}",
+                stream_id=stream.stream_id,
             )
 
     def _checked(self, doc: Any) -> StreamConfig:
         stream = StreamConfig.from_json(doc)
         self._check_issuer(stream)
         if self.expected_audience is not None and self.expected_audience not in stream.aud:
-            raise IssuerMismatch(f"stream {stream.stream_id} is for audience {list(stream.aud)}, not ours")
+            raise IssuerMismatch(
+                f"stream {stream.stream_id} is for audience {list(stream.aud)}, not ours",
+                stream_id=stream.stream_id,
+            )
         return stream
 
     async def _call(
@@ -318,26 +295,40 @@ class StreamClient:
             headers={"Accept": "application/json"},
         )
         if response.status_code not in expect:
-            raise TransmitterError.from_body(response.status_code, _json_or_none(response), url=url)
-        return _json_or_none(response) if response.content else None
+            raise self._refusal(response, url)
+        return self._document(response) if response.content else None
+
+    def _refusal(self, response: httpx.Response, url: str) -> Exception:
+        """The error for an answer outside ``expect`` (a subclass may read other body shapes)."""
+        return TransmitterError.from_body(response.status_code, _json_or_none(response), url=url)
+
+    def _document(self, response: httpx.Response) -> Any:
+        """The JSON document of an expected answer."""
+        return _json_or_none(response)
 
 
 async def fetch_metadata(
     issuer: str, *, http: httpx.AsyncClient, allow_http: bool | None = None
 ) -> TransmitterMetadata:
     """Try each well-known URL in turn (R-DISC-1, AMB-1); the first 200 must validate."""
+    _, doc = await fetch_metadata_document(issuer, http=http)
+    return parse_metadata(doc, issuer=issuer, allow_http=allow_http)
+
+
+async def fetch_metadata_document(issuer: str, *, http: httpx.AsyncClient) -> tuple[str, Any]:
+    """The first well-known URL of ``issuer`` that answers 200, and its JSON document (None when
+    it is not JSON); :class:`DiscoveryError` naming every URL tried when none does."""
     tried: list[str] = []
     for url in well_known_urls(issuer):
         try:
             response = await http.get(url, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            tried.append(f"{url}: {exc}")
+            tried.append(f"{url}: {type(exc).__name__}: {exc}")
             continue
         if response.status_code != 200:
             tried.append(f"{url}: HTTP {response.status_code}")
             continue
-        doc = _json_or_none(response)
-        return parse_metadata(doc, issuer=issuer, allow_http=allow_http)
+        return url, _json_or_none(response)
     raise DiscoveryError(f"no transmitter metadata for {issuer}: {'; '.join(tried)}")
 
 
@@ -346,12 +337,3 @@ def _json_or_none(response: httpx.Response) -> Any:
         return json.loads(response.content) if response.content else None
     except ValueError:
         return None
-
-
-def _status(doc: Any) -> StreamStatus:
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("status"), str):
-        raise TransmitterError(200, "invalid_response", "status response lacks status")
-    reason = doc.get("reason")
-    return StreamStatus(
-        str(doc.get("stream_id", "")), doc["status"], reason if isinstance(reason, str) else None
-    )

@@ -20,6 +20,13 @@ session-established, session-presented, anything else     acknowledged, recorded
 
 Override any of them with ``access.dispatcher.add(...)`` or pass ``revoke_on``/``policy_on``.
 Every remediation is an :class:`~receivers.audit.AuditRecord` in :attr:`ContinuousAccess.audit`.
+
+State lives in a :class:`~receivers.stores.RevocationStore` and a
+:class:`~receivers.stores.PolicyStore` — in memory by default, in Redis
+(:class:`~receivers.redis_state.RedisState`) when several replicas must agree. The handlers are
+idempotent by ``jti``: a redelivered SET (after a handler failed, say) records nothing twice.
+A revocation drops cached tokens issued at or before it, not the ones fetched since; a policy
+event older than the facts it would change is ``event_stale`` and changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 from receivers.audit import (
     ACCESS_REVOKED,
     EVENT_IGNORED,
+    EVENT_STALE,
     POLICY_CHANGED,
     REQUEST_REFUSED,
     TOKEN_DROPPED,
@@ -62,7 +70,8 @@ from receivers.policy import (
     PolicyState,
     default_policy,
 )
-from receivers.revocations import Revocation, RevocationList
+from receivers.revocations import Revocation, RevocationList, retry_after
+from receivers.stores import MemoryPolicyStore, MemoryRevocationStore, PolicyStore, RevocationStore
 from receivers.tokens import TokenCache
 
 __all__ = ["REVOKING_EVENTS", "ContinuousAccess", "Verdict"]
@@ -87,6 +96,7 @@ class Verdict:
     reason: str = ""
     revocation: Revocation | None = None
     decision: DecisionRecord | None = None
+    retry_after: int | None = None  # a 401 for a revocation: seconds until a new token passes
 
     @property
     def allowed(self) -> bool:
@@ -116,7 +126,8 @@ class ContinuousAccess:
         token_caches: Iterable[TokenCache] = (),
         policy: PolicyFunction = default_policy,
         audit: AuditLog | None = None,
-        revocations: RevocationList | None = None,
+        revocations: RevocationStore | RevocationList | None = None,
+        policy_store: PolicyStore | PolicyState | None = None,
         revoke_on: Iterable[str] = REVOKING_EVENTS,
         policy_on: Iterable[str] = POLICY_EVENTS,
         clock: Callable[[], float] = time.time,
@@ -125,8 +136,16 @@ class ContinuousAccess:
         self.token_caches = list(token_caches)
         self.policy = policy
         self.audit = audit if audit is not None else AuditLog(clock=clock)
-        self.revocations = revocations if revocations is not None else RevocationList(clock=clock)
-        self.policy_state = PolicyState()
+        if revocations is None:
+            revocations = RevocationList(clock=clock)
+        self.revocations: RevocationStore = (
+            MemoryRevocationStore(revocations) if isinstance(revocations, RevocationList) else revocations
+        )
+        if policy_store is None:
+            policy_store = PolicyState(clock=clock)
+        self.policy_state: PolicyStore = (
+            MemoryPolicyStore(policy_store) if isinstance(policy_store, PolicyState) else policy_store
+        )
         self.dispatcher = Dispatcher()
         self._handled = set(revoke_on) | set(policy_on)
         for event_type in revoke_on:
@@ -135,14 +154,21 @@ class ContinuousAccess:
             self.dispatcher.add(event_type, self.reevaluate)
         self.dispatcher.add(ANY_EVENT, self._note_ignored)
 
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever revocations or decisions change (here or in another replica
+        sharing the stores)."""
+        self.revocations.on_change(listener)
+        self.policy_state.on_change(listener)
+
     def add_token_cache(self, cache: TokenCache) -> None:
         self.token_caches.append(cache)
 
     # -- handlers ---------------------------------------------------------------------------------
-    def revoke(self, event: ReceivedEvent) -> Revocation:
-        """Refuse credentials issued until the event for its subject, and drop cached tokens."""
+    async def revoke(self, event: ReceivedEvent) -> Revocation:
+        """Refuse credentials issued until the event for its subject, and drop cached tokens
+        issued until then."""
         reason = _reason(event.payload, event.event_type)
-        revocation = self.revocations.revoke(
+        revocation = await self.revocations.revoke(
             Revocation(
                 subject=event.subject,
                 revoked_at=event.occurred_at,
@@ -158,7 +184,7 @@ class ContinuousAccess:
             AuditRecord.for_event(ACCESS_REVOKED, event, now, revoked_at=revocation.revoked_at, reason=reason)
         )
         for cache in self.token_caches:
-            for entry in cache.invalidate(event.subject):
+            for entry in cache.invalidate(event.subject, issued_before=revocation.revoked_at):
                 self.audit.record(
                     AuditRecord.for_event(
                         TOKEN_DROPPED,
@@ -173,9 +199,16 @@ class ContinuousAccess:
                 )
         return revocation
 
-    async def reevaluate(self, event: ReceivedEvent) -> DecisionRecord:
-        """Fold the event into the subject's facts, run the policy, keep the decision."""
-        facts = self.policy_state.fold(event.subject, event.event_type, event.payload)
+    async def reevaluate(self, event: ReceivedEvent) -> DecisionRecord | None:
+        """Fold the event into the subject's facts by event time, run the policy, keep the
+        decision; None for a stale event (older than the facts it would change)."""
+        folded = await self.policy_state.fold(
+            event.subject, event.event_type, event.payload, min(event.occurred_at, self.clock())
+        )
+        if folded.stale:
+            self.audit.record(AuditRecord.for_event(EVENT_STALE, event, self.clock()))
+            return None
+        facts = dict(folded.facts)
         result = self.policy(PolicyInput(event.subject, event.event_type, event.payload, facts))
         decision: Decision = await result if inspect.isawaitable(result) else result
         record = DecisionRecord(
@@ -187,8 +220,11 @@ class ContinuousAccess:
             txn=event.txn,
             at=self.clock(),
             facts=facts,
+            version=folded.version,
         )
-        previous = self.policy_state.record(record)
+        stored, previous = await self.policy_state.record(record)
+        if not stored:  # another replica decided from newer facts meanwhile
+            return previous
         if previous is None or previous.decision != decision:
             self.audit.record(
                 AuditRecord.for_event(
@@ -221,14 +257,20 @@ class ContinuousAccess:
         self.audit.record(AuditRecord.for_event(EVENT_IGNORED, event, self.clock()))
 
     # -- decisions about callers ----------------------------------------------------------------------
-    def check(self, caller: Caller) -> Verdict:
-        """401 when a credential predates a revocation of one of its subjects; 403 when policy
-        denies one of the caller's subjects; otherwise 200."""
+    async def check(self, caller: Caller) -> Verdict:
+        """401 when a credential predates a revocation of one of its subjects (with the seconds
+        until a re-issued token passes); 403 when policy denies one of the caller's subjects;
+        otherwise 200."""
         for credential in caller.credentials:
-            revocation = self.revocations.applicable(credential.subjects, credential.issued_at)
+            revocation = await self.revocations.applicable(credential.subjects, credential.issued_at)
             if revocation is not None:
-                return Verdict(401, f"access revoked: {revocation.reason}", revocation=revocation)
-        denial = self.policy_state.denial(caller.subjects)
+                return Verdict(
+                    401,
+                    f"access revoked: {revocation.reason}",
+                    revocation=revocation,
+                    retry_after=retry_after(revocation, self.clock()),
+                )
+        denial = await self.policy_state.denial(caller.subjects)
         if denial is not None:
             return Verdict(403, f"access denied by policy: {denial.decision.reason}", decision=denial)
         return ALLOWED

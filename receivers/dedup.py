@@ -5,9 +5,10 @@ was not acknowledged. The receiver acknowledges a repeat again (a transmitter mu
 ``202``/``ack`` every time) but acts only once.
 
 Memory is bounded twice: an entry is forgotten ``ttl`` seconds after it was first seen, and
-beyond ``max_entries`` the oldest entries go first. A repeat arriving after its entry was
-forgotten is processed again, which every default action tolerates (dropping a token twice,
-recording a revocation twice, re-running policy with the same facts).
+beyond ``max_entries`` the oldest entries go first. :meth:`Deduplicator.horizon` says from
+when on every SET seen is still remembered; :class:`~receivers.receiver.Receiver` refuses a SET
+issued before it (and :class:`~receivers.verify.SetVerifier` one older than its ``max_age``,
+by default this ``ttl``), so a SET is never forgotten and then acted on again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Deduplicator:
         self.max_entries = max_entries
         self.clock = clock
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # oldest first
+        self._evicted_through = float("-inf")  # first-seen time of the newest entry evicted early
 
     def __len__(self) -> int:
         self._expire()
@@ -53,7 +55,13 @@ class Deduplicator:
             return
         self._seen[key] = self.clock()
         while len(self._seen) > self.max_entries:
-            self._seen.popitem(last=False)
+            _, first = self._seen.popitem(last=False)
+            self._evicted_through = max(self._evicted_through, first)
+
+    def horizon(self) -> float:
+        """SETs first seen after this time are all remembered: ``ttl`` ago, or later once
+        ``max_entries`` forced entries out before their time."""
+        return max(self.clock() - self.ttl, self._evicted_through)
 
     def check_and_remember(self, iss: str, jti: str) -> bool:
         """True when the SET is new (and now remembered), False for a repeat."""

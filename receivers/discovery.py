@@ -12,13 +12,13 @@ for loopback hosts (local development against ``ssf-hub serve``), or everywhere 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from receivers.errors import DiscoveryError
+from receivers.urls import url_allowed
 
 __all__ = [
     "POLL_METHOD",
@@ -39,29 +39,6 @@ _ENDPOINTS = (
     "remove_subject_endpoint",
     "verification_endpoint",
 )
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_allowed(url: str, allow_http: bool | None = None) -> bool:
-    """https always; http when ``allow_http`` is True, or None and the host is loopback."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return False
-    if parts.scheme == "https":
-        return True
-    if parts.scheme != "http" or allow_http is False:
-        return False
-    return allow_http is True or _is_loopback(parts.hostname)
 
 
 def well_known_urls(issuer: str) -> list[str]:

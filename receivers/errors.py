@@ -129,8 +129,15 @@ class DiscoveryError(ReceiverError):
 class IssuerMismatch(ReceiverError):
     """A stream configuration names another issuer than the discovered one (R-STREAM-5, -9).
 
-    The stream must not be used: no verification, polling or status calls.
+    The stream must not be used: no verification, polling or status calls. ``stream_id`` names
+    it, so a caller can delete it (``StreamClient.create_stream(delete_on_mismatch=True)`` does)
+    instead of leaving one orphaned stream per retry; ``deleted`` says whether that was done.
     """
+
+    def __init__(self, description: str, *, stream_id: str | None = None, deleted: bool = False) -> None:
+        super().__init__(description)
+        self.stream_id = stream_id
+        self.deleted = deleted
 
 
 class KeysUnavailable(ReceiverError):

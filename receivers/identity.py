@@ -86,7 +86,7 @@ class JwtVerifier:
         raw = token.strip().encode()
         try:
             obj = jws.extract_compact(raw)
-        except (JoseError, ValueError, TypeError) as exc:
+        except (JoseError, ValueError, TypeError, RecursionError) as exc:
             raise TokenError("malformed token") from exc
         header = obj.protected
         typ = header.get("typ")
@@ -143,8 +143,7 @@ class BearerJwtIdentity:
         self.issuer = issuer
 
     def token_of(self, headers: Mapping[str, str]) -> str | None:
-        scheme, _, token = headers.get("authorization", "").strip().partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
+        return bearer_token(headers)
 
     async def __call__(self, headers: Mapping[str, str]) -> Caller | None:
         token = self.token_of(headers)
@@ -181,3 +180,9 @@ class AnyIdentity:
             if caller is not None:
                 found.extend(caller.credentials)
         return Caller(tuple(found)) if found else None
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750), if there is one."""
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None

@@ -3,7 +3,9 @@
 - :class:`StaticToken`: a token you already have.
 - :class:`ClientCredentials`: the OAuth 2.0 client-credentials grant, authenticating the client
   with a secret (``client_secret_basic``) or a signed JWT (``private_key_jwt``, RFC 7523).
-  The token is reused until ``refresh_margin`` seconds before ``expires_in`` runs out.
+  The token is reused until ``refresh_margin`` seconds before ``expires_in`` runs out — at
+  most half its lifetime before, so short-lived tokens (30 s or less) are still reused.
+  Without ``http`` each token request uses a short-lived client of its own.
 - :class:`BearerAuth`: an ``httpx.Auth`` that sends ``Authorization: Bearer`` from a token
   source and, when the server answers ``401`` with ``error="invalid_token"`` (RFC 6750 §3.1;
   the token expired early or was revoked), gets a new token and retries once.
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -61,7 +64,7 @@ class ClientCredentials:
         token_endpoint: str,
         client_id: str,
         *,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None = None,
         client_secret: str | None = None,
         private_key: Key | None = None,
         signing_alg: str = "ES256",
@@ -89,6 +92,7 @@ class ClientCredentials:
         self.requests = 0  # token requests made, for observability and tests
         self._token: str | None = None
         self._expires_at: float | None = None
+        self._refresh_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def token(self, *, rejected: str | None = None) -> str:
@@ -103,7 +107,7 @@ class ClientCredentials:
     def _usable(self, rejected: str | None) -> bool:
         if self._token is None or (rejected is not None and rejected == self._token):
             return False
-        return self._expires_at is None or self.clock() < self._expires_at - self.refresh_margin
+        return self._refresh_at is None or self.clock() < self._refresh_at
 
     def client_assertion(self) -> str:
         """The RFC 7523 §2.2 client assertion: iss = sub = client_id, aud = the token endpoint."""
@@ -141,12 +145,16 @@ class ClientCredentials:
         self.requests += 1
         started = self.clock()
         try:
-            response = await self.http.post(
-                self.token_endpoint,
-                data=form,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                headers={"Accept": "application/json"},
-            )
+            async with contextlib.AsyncExitStack() as stack:
+                http = self.http
+                if http is None:
+                    http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+                response = await http.post(
+                    self.token_endpoint,
+                    data=form,
+                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    headers={"Accept": "application/json"},
+                )
             body = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
             raise TokenError(f"token request to {self.token_endpoint} failed: {exc}") from exc
@@ -158,10 +166,14 @@ class ClientCredentials:
             raise TokenError("token response without access_token")
         expires_in = body.get("expires_in")
         self._token = token
-        self._expires_at = (
-            started + float(expires_in)
+        lifetime = (
+            float(expires_in)
             if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
             else None
+        )
+        self._expires_at = None if lifetime is None else started + lifetime
+        self._refresh_at = (
+            None if lifetime is None else started + lifetime - min(self.refresh_margin, lifetime / 2)
         )
 
 

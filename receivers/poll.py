@@ -9,10 +9,21 @@ means "received": what a handler then does is not reported back to the transmitt
 A SET whose signing key cannot be looked up yet (:class:`~receivers.errors.KeysUnavailable`)
 is left unacknowledged and the next poll waits for the key cache's ``retry_after``.
 
+A SET whose handler failed (:class:`~receivers.dispatch.HandlerFailed`), or that could not be
+processed at all (the state store is down, say), is not acknowledged either: the transmitter
+delivers it again, after a back-off pause here.
+
 Failures (network errors, 5xx, 429...) back off exponentially with jitter up to
 ``backoff_max``; a ``401`` first gets one token refresh through
 :class:`~receivers.oauth.BearerAuth`. A ``404`` (the stream is gone) ends :meth:`PollConsumer.run`
-with a :class:`~receivers.errors.TransmitterError`.
+with a :class:`~receivers.errors.TransmitterError`, kept in :attr:`PollConsumer.error` and raised
+again when :meth:`PollConsumer.running` exits — it is never swallowed.
+
+Feed health: :attr:`PollConsumer.last_success_at` is when a poll last came back and its whole
+batch was processed; :attr:`PollConsumer.healthy` is False after a failure (until the next
+success) and for good once the stream is gone; :attr:`PollConsumer.last_error` keeps the most
+recent error. :class:`~receivers.middleware.ContinuousAccessMiddleware` can fail closed on a
+stale feed (``feed=consumer, max_feed_age=...``).
 
 :meth:`PollConsumer.stop` ends cleanly: a long poll in flight is abandoned (its SETs stay queued
 at the transmitter, which redelivers them), a batch being processed is finished, and the
@@ -25,12 +36,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
+from receivers.dispatch import HandlerFailed
 from receivers.errors import KeysUnavailable, SetError, TokenError, TransmitterError
 
 __all__ = ["PollBatch", "PollConsumer", "SetProcessor"]
@@ -46,6 +59,7 @@ class PollBatch:
     more_available: bool
     deferred: int = 0  # left unacknowledged: keys not available yet (redelivered later)
     retry_after: float = 0.0
+    failed: int = 0  # left unacknowledged: a handler failed or processing broke (redelivered later)
 
 
 class SetProcessor(Protocol):
@@ -73,6 +87,7 @@ class PollConsumer:
         backoff_max: float = 30.0,
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.receiver = receiver
@@ -84,11 +99,20 @@ class PollConsumer:
         self.backoff_max = backoff_max
         self.jitter = jitter
         self.sleep = sleep
-        self.failures = 0  # consecutive failed requests
+        self.clock = clock
+        self.failures = 0  # consecutive failed requests or batches
         self.batches = 0
+        self.last_success_at: float | None = None  # a poll came back and its batch was processed
+        self.last_error: BaseException | None = None
+        self.error: TransmitterError | None = None  # fatal: the stream is gone
         self._ack: list[str] = []
         self._set_errs: dict[str, dict[str, str]] = {}
         self._stopping = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        """The last poll succeeded and its batch was processed; the stream still exists."""
+        return self.error is None and self.failures == 0 and self.last_success_at is not None
 
     @property
     def outstanding(self) -> tuple[list[str], dict[str, dict[str, str]]]:
@@ -99,7 +123,9 @@ class PollConsumer:
         """One request: report the previous batch, receive and process the next one."""
         body: dict[str, Any] = {"maxEvents": self.max_events, "returnImmediately": return_immediately}
         data = await self._request(body)
-        return await self._process(data)
+        batch = await self._process(data)
+        self._note(batch)
+        return batch
 
     async def acknowledge(self) -> None:
         """Send the outstanding ``ack``/``setErrs`` alone (``maxEvents: 0``, R-POLL-4)."""
@@ -134,6 +160,7 @@ class PollConsumer:
                 except TransmitterError as exc:
                     if exc.status == 404:
                         log.error("stream gone at %s; the poll consumer stops", self.endpoint_url)
+                        self.error = self.last_error = exc
                         raise
                     await self._failed(exc)
                     continue
@@ -141,7 +168,10 @@ class PollConsumer:
                     await self._failed(exc)
                     continue
                 batch = await self._process(data)
-                if batch.deferred:  # the same SETs would come straight back: wait for the keys
+                self._note(batch)
+                if batch.failed:  # the same SETs would come straight back: give the cause time
+                    await self._pause(self.backoff_delay())
+                elif batch.deferred:  # the same SETs would come straight back: wait for the keys
                     await self._pause(batch.retry_after)
         finally:
             await self._flush()
@@ -157,10 +187,17 @@ class PollConsumer:
             yield self
         finally:
             await self.stop()
-            with contextlib.suppress(TransmitterError):
-                await task
+            await task  # a stream that is gone (404) surfaces here, not swallowed
+
+    def _note(self, batch: PollBatch) -> None:
+        if batch.failed:
+            self.failures += 1
+        elif not batch.deferred:
+            self.failures = 0
+            self.last_success_at = self.clock()
 
     async def _failed(self, exc: Exception) -> None:
+        self.last_error = exc
         self.failures += 1
         delay = self.backoff_delay()
         log.warning("poll of %s failed (%s); retrying in %.2f s", self.endpoint_url, exc, delay)
@@ -214,12 +251,11 @@ class PollConsumer:
         self._ack = [j for j in self._ack if j not in reported]
         for jti in errs:
             self._set_errs.pop(jti, None)
-        self.failures = 0
         return data
 
     async def _process(self, data: dict[str, Any]) -> PollBatch:
         sets: dict[str, Any] = data["sets"]
-        acknowledged, deferred, retry_after = 0, 0, 0.0
+        acknowledged, deferred, failed, retry_after = 0, 0, 0, 0.0
         rejected: dict[str, dict[str, str]] = {}
         for jti, token in sets.items():
             if not isinstance(token, str):
@@ -236,9 +272,19 @@ class PollConsumer:
                 deferred += 1
                 retry_after = max(retry_after, exc.retry_after)
                 continue
+            except HandlerFailed as exc:
+                log.warning("not acknowledging polled SET %s: %s", jti, exc)
+                self.last_error = exc
+                failed += 1
+                continue
+            except Exception as exc:  # a store or handler dependency is down: deliver it again
+                log.exception("could not process polled SET %s; it stays unacknowledged", jti)
+                self.last_error = exc
+                failed += 1
+                continue
             acknowledged += 1
             self._ack.append(jti)
         self._set_errs.update(rejected)
         self.batches += 1
         more = bool(data.get("moreAvailable", False))
-        return PollBatch(len(sets), acknowledged, rejected, more, deferred, retry_after)
+        return PollBatch(len(sets), acknowledged, rejected, more, deferred, retry_after, failed)

@@ -47,7 +47,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
     try:
         obj = jws.extract_compact(token.strip().encode())
         claims = json.loads(obj.payload)
-    except (JoseError, ValueError, TypeError, UnicodeDecodeError):
+    except (JoseError, ValueError, TypeError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
 

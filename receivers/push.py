@@ -12,16 +12,20 @@ root, or to any path under it when mounted (``Mount("/ssf/push", app=PushEndpoin
   ``authorization`` is set, the ``Authorization`` header must equal it (the stream's
   ``delivery.authorization_header``, compared in constant time) or be accepted by the
   callable given; otherwise ``400 authentication_failed`` with ``WWW-Authenticate: Bearer``.
+- ``500`` (empty body) when a handler failed on the SET
+  (:class:`~receivers.dispatch.HandlerFailed`) or it could not be processed (a state store is
+  down): it was not acted on and not remembered, so the transmitter's retry runs the handlers
+  again (R-PUSH-7).
 - Other methods get ``405``; bodies over ``max_body_bytes`` get ``413``; a SET whose key cannot
   be looked up yet (:class:`~receivers.errors.KeysUnavailable`) gets ``503`` with ``Retry-After``
   (R-PUSH-7: a plain HTTP status, retried by the transmitter).
 
 The ``Content-Type`` is not enforced: a body that is not a SET fails verification anyway.
 
-The endpoint's URL goes into the stream's ``delivery`` while the :class:`Receiver` needs the
-stream (its ``aud`` and ``stream_id``), so the endpoint may be created with ``receiver=None``,
-served, and given its receiver once the stream exists (``endpoint.receiver = ...``); until
-then it answers ``503`` with ``Retry-After: 1`` and the transmitter retries.
+By default the endpoint makes its own secret: :meth:`PushEndpoint.delivery` gives the stream's
+``delivery`` object carrying it as ``authorization_header``, so the secret is written once.
+Until the endpoint has a receiver (``subscribe()`` gives it one as soon as the stream exists)
+it answers ``503`` with ``Retry-After: 1`` and the transmitter retries.
 """
 
 from __future__ import annotations
@@ -31,17 +35,28 @@ import inspect
 import json
 import logging
 import math
+import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from receivers.dispatch import HandlerFailed
 from receivers.errors import AuthenticationFailed, KeysUnavailable, SetError
 from receivers.receiver import Receiver
+from receivers.streams import push_delivery
 from receivers.verify import MAX_SET_BYTES
 
 __all__ = ["PushEndpoint"]
 
 log = logging.getLogger("receivers.push")
+
+
+class _Generated:
+    """The default of ``authorization``: make a random secret."""
+
+
+GENERATED = _Generated()
 
 Authenticator = Callable[[str | None], "bool | Awaitable[bool]"]
 
@@ -51,14 +66,24 @@ class PushEndpoint:
 
     def __init__(
         self,
-        receiver: Receiver | None,
+        receiver: Receiver | None = None,
         *,
-        authorization: str | Authenticator | None = None,
+        authorization: str | Authenticator | _Generated | None = GENERATED,
         max_body_bytes: int = MAX_SET_BYTES,
     ) -> None:
+        """``authorization``: the exact ``Authorization`` header the transmitter must send (by
+        default a fresh random bearer secret), a callable deciding, or None to accept any."""
         self.receiver = receiver
-        self.authorization = authorization
+        self.authorization: str | Authenticator | None = (
+            f"Bearer {secrets.token_urlsafe(32)}" if isinstance(authorization, _Generated) else authorization
+        )
         self.max_body_bytes = max_body_bytes
+
+    def delivery(self, endpoint_url: str) -> dict[str, Any]:
+        """The RFC 8935 ``delivery`` object for a stream pushing to this endpoint at
+        ``endpoint_url`` (its public URL), with this endpoint's secret as ``authorization_header``."""
+        header = self.authorization if isinstance(self.authorization, str) else None
+        return push_delivery(endpoint_url, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,6 +115,14 @@ class PushEndpoint:
         except KeysUnavailable as exc:  # not a verdict on the SET: ask for a retry
             log.warning("cannot verify a pushed SET yet: %s", exc)
             await _respond(send, 503, b"", [(b"retry-after", str(math.ceil(exc.retry_after)).encode())])
+            return
+        except HandlerFailed as exc:
+            log.warning("answering 500 to a pushed SET: %s", exc)
+            await _respond(send, 500, b"")
+            return
+        except Exception:  # a store or handler dependency is down: the transmitter retries
+            log.exception("could not process a pushed SET; answering 500")
+            await _respond(send, 500, b"")
             return
         await _respond(send, 202, b"")
 

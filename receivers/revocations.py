@@ -10,11 +10,17 @@ re-authenticating yields a token issued later, which is accepted. A credential w
 The revocation time is the event's ``event_timestamp`` (when the identity provider revoked),
 else the SET's ``iat``, and never later than when the receiver learned of it — a clock running
 ahead at the transmitter must not lock users out after they sign in again.
+
+``iat`` has whole seconds, so a token minted in the same second as the revocation cannot show
+it is newer and is refused too: :func:`retry_after` says how long a client waits before
+re-authenticating (the middleware sends it as ``Retry-After`` on such a ``401``).
+
+A revocation is recorded once per (``iss``, ``jti``, subject): a redelivered SET changes nothing.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -22,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from receivers.index import SubjectIndex
-from receivers.subjects import Subject
+from receivers.subjects import Subject, subject_key
 
-__all__ = ["Revocation", "RevocationList"]
+__all__ = ["Revocation", "RevocationList", "credential_predates", "retry_after"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,32 @@ class Revocation:
     detail: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
+def credential_predates(revocation: Revocation, issued_at: float | None) -> bool:
+    """Whether a credential issued at ``issued_at`` is covered by ``revocation`` (issued at or
+    before it; no ``iat`` cannot show it is newer)."""
+    return issued_at is None or issued_at <= revocation.revoked_at
+
+
+def retry_after(revocation: Revocation, now: float) -> int:
+    """Whole seconds until a freshly issued token (whole-second ``iat``) postdates ``revocation``."""
+    return max(0, math.ceil(math.floor(revocation.revoked_at) + 1 - now))
+
+
+def capped(revocation: Revocation, now: float) -> Revocation:
+    """``revocation`` as recorded at ``now``: ``revoked_at`` capped at now, ``recorded_at`` now."""
+    return Revocation(
+        subject=revocation.subject,
+        revoked_at=min(revocation.revoked_at, now),
+        event_type=revocation.event_type,
+        jti=revocation.jti,
+        iss=revocation.iss,
+        txn=revocation.txn,
+        reason=revocation.reason,
+        recorded_at=now,
+        detail=revocation.detail,
+    )
+
+
 class RevocationList:
     """Revocations by subject, kept for ``retention`` seconds; see the module docstring."""
 
@@ -53,9 +85,8 @@ class RevocationList:
         self.retention = retention
         self.max_entries = max_entries
         self.clock = clock
-        self._ids = itertools.count()
-        self._items: OrderedDict[int, Revocation] = OrderedDict()  # oldest recorded first
-        self._index: SubjectIndex[int] = SubjectIndex()
+        self._items: OrderedDict[tuple[str, str, str], Revocation] = OrderedDict()  # oldest first
+        self._index: SubjectIndex[tuple[str, str, str]] = SubjectIndex()
 
     def __len__(self) -> int:
         self._expire()
@@ -66,21 +97,13 @@ class RevocationList:
         return list(self._items.values())
 
     def revoke(self, revocation: Revocation) -> Revocation:
-        """Record a revocation; ``revoked_at`` is capped at now, ``recorded_at`` set to now."""
-        now = self.clock()
-        stored = Revocation(
-            subject=revocation.subject,
-            revoked_at=min(revocation.revoked_at, now),
-            event_type=revocation.event_type,
-            jti=revocation.jti,
-            iss=revocation.iss,
-            txn=revocation.txn,
-            reason=revocation.reason,
-            recorded_at=now,
-            detail=revocation.detail,
-        )
+        """Record a revocation; ``revoked_at`` is capped at now, ``recorded_at`` set to now.
+        A repeat (same ``iss``, ``jti`` and subject) returns the revocation first recorded."""
         self._expire()
-        ident = next(self._ids)
+        ident = (revocation.iss, revocation.jti, subject_key(revocation.subject))
+        if ident in self._items:
+            return self._items[ident]
+        stored = capped(revocation, self.clock())
         self._items[ident] = stored
         self._index.add(ident, [stored.subject])
         while len(self._items) > self.max_entries:
@@ -95,7 +118,7 @@ class RevocationList:
         for subject in subjects:
             for ident in self._index.matching(subject):
                 item = self._items[ident]
-                if issued_at is not None and issued_at > item.revoked_at:
+                if not credential_predates(item, issued_at):
                     continue
                 if found is None or item.revoked_at > found.revoked_at:
                     found = item

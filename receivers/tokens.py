@@ -158,9 +158,15 @@ class TokenCache:
             return list(self._entries.values())
         return [self._entries[k] for k in self._index.matching(subject)]
 
-    def invalidate(self, subject: Subject) -> list[CachedToken]:
-        """Drop and return every entry an event about ``subject`` concerns."""
-        dropped = self.matching(subject)
+    def invalidate(self, subject: Subject, *, issued_before: float | None = None) -> list[CachedToken]:
+        """Drop and return every entry an event about ``subject`` concerns; with
+        ``issued_before``, only those issued at or before it (or without ``iat``): a token fetched
+        after a revocation is not dropped by a stale event about it."""
+        dropped = [
+            entry
+            for entry in self.matching(subject)
+            if issued_before is None or entry.issued_at is None or entry.issued_at <= issued_before
+        ]
         for entry in dropped:
             self.drop(entry.key)
         return dropped

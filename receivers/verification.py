@@ -13,6 +13,9 @@ The receiver asks for a verification event with a fresh random ``state``
   already confirmed is accepted again.
 
 ``stream-updated`` events carry the stream's subject too and get the same ``sub_id`` check.
+SSE ID1 (2021) stream events name no subject (their ``subject`` is ``{}``): they are about the
+stream they arrived on, or, for a receiver serving several, the one that asked for the
+``state``.
 Pure: the clock and the random source are injected.
 """
 
@@ -51,6 +54,9 @@ class VerificationStates:
         self._new_state = new_state
         # (stream_id, state) -> (created_at, confirmed)
         self._states: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        # Called with (stream_id, state) when a state is first confirmed: lets the I/O edge
+        # (StreamClient.verified) wake a waiter without this module knowing about event loops.
+        self.listeners: list[Callable[[str, str], object]] = []
 
     def new(self, stream_id: str) -> str:
         """A fresh random ``state`` for a verification request on ``stream_id``, now expected."""
@@ -80,6 +86,8 @@ class VerificationStates:
             return
         subject = event.subject
         named = subject.get("id") if canonical_format(subject) == "opaque" else None
+        if not subject:  # SSE ID1 (AMB-7): no subject; the stream is the one it arrived on
+            named = stream_id if stream_id is not None else self._stream_expecting(event.payload.get("state"))
         if not isinstance(named, str):
             raise InvalidRequest(
                 "the sub_id of an SSF stream event must be the opaque stream id (R-VERIFY-4)"
@@ -96,7 +104,15 @@ class VerificationStates:
         entry = self._states.get(key)
         if entry is None:
             raise InvalidState("the verification state does not match any request of this receiver")
+        first = not entry[1]
         self._states[key] = (entry[0], True)
+        if first:
+            for listener in list(self.listeners):
+                listener(named, str(state))
+
+    def _stream_expecting(self, state: object) -> str | None:
+        """The stream a subject-less verification answers: the one that asked for ``state``."""
+        return next((sid for sid, s in self._states if s == state), None)
 
     def _expire(self) -> None:
         horizon = self.clock() - self.ttl

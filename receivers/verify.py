@@ -8,10 +8,13 @@
    R-SEC-1), unknown ``crit`` headers (R-SEC-2), and an ``iss`` other than the stream's
    (R-SET-13) — so a SET from a stranger never makes us fetch keys.
 2. :meth:`SetVerifier.verify` checks the signature with the candidate keys for the header's
-   ``kid`` and then the claims: ``aud`` names us, ``iat`` present and not in the future beyond
-   the allowed skew (R-SEC-3), no ``sub`` and no ``exp`` (R-SET-9, -10), ``jti``, ``events``
-   (R-SET-6), a well-formed ``sub_id`` (R-SET-11; legacy in-event ``subject``, AMB-3) whose
-   critical complex members we understand (R-SUB-9).
+   ``kid`` and then the claims: ``aud`` names us, ``iat`` present, not in the future beyond
+   the allowed skew and not older than ``max_age`` (R-SEC-3: a SET older than the
+   de-duplication window could be replayed and acted on again), no ``sub`` and no ``exp``
+   (R-SET-9, -10), ``jti``, ``events`` (R-SET-6), a well-formed ``sub_id`` (R-SET-11; legacy
+   in-event ``subject``, AMB-3) whose critical complex members we understand (R-SUB-9). SSE
+   ID1 stream events (verification, stream-updated) named no subject: their ``subject`` is
+   ``{}``. A ``null`` verification ``state`` is read as absent.
 
 Each failure raises the :class:`~receivers.errors.SetError` carrying its RFC 8935 code:
 ``invalid_request`` (malformed, wrong ``typ``, forbidden claims), ``invalid_key`` (unknown
@@ -33,7 +36,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet
 
 from receivers.errors import InvalidAudience, InvalidIssuer, InvalidKey, InvalidRequest
-from receivers.events import STREAM_UPDATED, ReceivedEvent, canonical_event_type
+from receivers.events import STREAM_UPDATED, VERIFICATION, ReceivedEvent, canonical_event_type
 from receivers.subjects import COMPLEX_MEMBER_NAMES, InvalidSubject, is_complex, members, validate_subject
 
 __all__ = ["DEFAULT_ALGORITHMS", "ParsedSet", "SetVerifier"]
@@ -41,8 +44,12 @@ __all__ = ["DEFAULT_ALGORITHMS", "ParsedSet", "SetVerifier"]
 # Asymmetric only. RS256 is what the CAEP interoperability profile requires (R-SET-16).
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 SET_TYP = "secevent+jwt"
+# The replay window: a SET issued longer ago than this is refused. It equals the default
+# memory of receivers.dedup.Deduplicator, so nothing accepted can be forgotten and accepted again.
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 MAX_SET_BYTES = 64 * 1024
 _STATUSES = frozenset({"enabled", "paused", "disabled"})
+_STREAM_EVENTS = frozenset({VERIFICATION, STREAM_UPDATED})
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class SetVerifier:
     must contain at least one (the stream's ``aud``). ``critical_subject_members`` comes from
     the transmitter metadata; ``understood_members`` are the complex-subject member names this
     receiver acts on (R-SUB-9). ``clock`` returns seconds since the epoch.
+    ``check_stream_events=False`` leaves the claims of verification and stream-updated events
+    to the caller (a hub that validates every event against its schema itself).
     """
 
     def __init__(
@@ -87,9 +96,11 @@ class SetVerifier:
         audience: str | Collection[str],
         algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
         max_future_skew: float = 60.0,
+        max_age: float | None = DEFAULT_MAX_AGE,
         critical_subject_members: Iterable[str] = (),
         understood_members: Iterable[str] = COMPLEX_MEMBER_NAMES,
         clock: Callable[[], float] = time.time,
+        check_stream_events: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audiences = frozenset([audience] if isinstance(audience, str) else audience)
@@ -100,9 +111,13 @@ class SetVerifier:
         if bad or not self.algorithms:
             raise ValueError(f"SET algorithms must be asymmetric, got {bad or 'none'}")
         self.max_future_skew = max_future_skew
+        if max_age is not None and max_age <= 0:
+            raise ValueError("max_age must be positive (or None: no replay window)")
+        self.max_age = max_age
         self.critical_members = frozenset(critical_subject_members)
         self.understood_members = frozenset(understood_members)
         self.clock = clock
+        self.check_stream_events = check_stream_events
         self._registry = jose_registry(self.algorithms)
 
     # -- step 1: shape, before any key is looked up ----------------------------------------------
@@ -113,7 +128,7 @@ class SetVerifier:
             raise InvalidRequest("the body is not a SET of acceptable size")
         try:
             obj = jws.extract_compact(raw, registry=self._registry)
-        except (JoseError, ValueError, TypeError) as exc:
+        except (JoseError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested header
             raise InvalidRequest("the body is not a compact JWS") from exc
         header = dict(obj.protected)
         typ = header.get("typ")
@@ -128,7 +143,7 @@ class SetVerifier:
             raise InvalidRequest("kid must be a string")
         try:
             claims = json.loads(obj.payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidRequest("the SET payload is not JSON") from exc
         if not isinstance(claims, dict):
             raise InvalidRequest("the SET payload must be a JSON object")
@@ -168,14 +183,18 @@ class SetVerifier:
         iat = claims.get("iat")
         if isinstance(iat, bool) or not isinstance(iat, int | float) or iat != iat:
             raise InvalidRequest("iat must be a NumericDate")
-        if iat > self.clock() + self.max_future_skew:
+        now = self.clock()
+        if iat > now + self.max_future_skew:
             raise InvalidRequest("iat is in the future")
+        if self.max_age is not None and iat < now - self.max_age:
+            raise InvalidRequest("SET is older than the replay window")
         txn = claims.get("txn")
         if txn is not None and not isinstance(txn, str):
             raise InvalidRequest("txn must be a string")
         events = _events(claims.get("events"))
         subject = self._subject(claims, events)
-        _check_ssf_event(events)
+        if self.check_stream_events:
+            _check_ssf_event(events)
         return ReceivedEvent(
             iss=self.issuer,
             jti=jti,
@@ -192,10 +211,14 @@ class SetVerifier:
         raw = claims.get("sub_id")
         if raw is None:  # AMB-3: legacy peers put the subject inside the event
             raw = next((e["subject"] for e in events.values() if "subject" in e), None)
+            if raw is None and set(events) <= _STREAM_EVENTS:
+                # SSE ID1 (2021): stream events name no subject, the stream being the one
+                # they arrive on (AMB-7). An empty subject says so.
+                return {}
             if raw is None:
                 raise InvalidRequest("the SET has no sub_id (R-SET-11)")
         try:
-            subject = validate_subject(raw)
+            subject = validate_subject(raw, path="sub_id")
         except InvalidSubject as exc:
             raise InvalidRequest(str(exc)) from None
         if is_complex(subject):
@@ -239,7 +262,8 @@ def _events(raw: Any) -> dict[str, dict[str, Any]]:
 
 def _check_ssf_event(events: Mapping[str, Mapping[str, Any]]) -> None:
     for uri, payload in events.items():
-        if "state" in payload and not isinstance(payload["state"], str):
+        # A null state is an absent one: some transmitters serialise an unset field as null.
+        if payload.get("state") is not None and not isinstance(payload["state"], str):
             raise InvalidRequest("state must be a string")
         if uri == STREAM_UPDATED and payload.get("status") not in _STATUSES:
             raise InvalidRequest("stream-updated needs status enabled, paused or disabled (R-SSFEV-2)")

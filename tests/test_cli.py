@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,7 @@ def test_token_is_accepted_by_the_hub(served: ServedHub) -> None:
     assert r.json()["aud"] == "agent-7"
 
 
-def test_token_ttl_and_any_scope_string(tmp_path: Path) -> None:
+def test_token_ttl_and_scopes(tmp_path: Path) -> None:
     out = run(
         "token",
         "--data-dir",
@@ -166,17 +167,25 @@ def test_token_ttl_and_any_scope_string(tmp_path: Path) -> None:
         "--sub",
         "x",
         "--scope",
-        "custom.scope ssf.read",
+        "ssf.metrics ssf.read",
         "--ttl",
         "60",
     )
     assert out.returncode == 0, out.stderr
     payload = out.stdout.strip().split(".")[1]
     claims = json.loads(__import__("base64").urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert claims["scope"] == "custom.scope ssf.read"
+    assert claims["scope"] == "ssf.metrics ssf.read"
     assert claims["exp"] - claims["iat"] == 60
     assert {"iss", "sub", "aud", "iat", "exp", "jti", "scope"} <= set(claims)
     assert (tmp_path / "new").is_dir()  # --data-dir created when missing
+
+
+def test_an_unknown_scope_is_refused_in_one_line(tmp_path: Path) -> None:  # DESIGN.md: exit 2
+    out = run("token", "--data-dir", str(tmp_path / "d"), "--sub", "x", "--scope", "ssf.admn")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "ssf-hub: unknown scope 'ssf.admn'; known: ssf.manage, ssf.read, ssf.ingest, ssf.admin, ssf.metrics"
+    ]
 
 
 def test_emit_prints_the_txn_and_queues_one_set_per_stream(served: ServedHub) -> None:
@@ -269,3 +278,158 @@ def test_registry_commands_on_an_unreachable_redis_say_so_in_one_line(command: s
     assert out.returncode != 0
     assert "cannot reach Redis" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_token_minted_with_only_the_environment_is_accepted_by_the_running_hub(served: ServedHub) -> None:
+    # Issue 13: SSF_HUB_DATA_DIR used to be ignored; the token then named an unknown key.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    env["SSF_HUB_DATA_DIR"] = str(served.data_dir)
+    out = subprocess.run(
+        [SSF_HUB, "token", "--sub", "agent-9", "--scope", "ssf.manage"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=served.data_dir.parent,  # not where ./.ssf-hub would be the data dir
+    )
+    assert out.returncode == 0, out.stderr
+    r = httpx.get(served.url + "/ssf/stream", headers={"Authorization": f"Bearer {out.stdout.strip()}"})
+    assert r.status_code == 200, r.text
+    assert not (served.data_dir.parent / ".ssf-hub").exists()
+
+
+def test_emit_reads_the_hub_and_token_from_the_environment_and_says_how_far_it_got(
+    served: ServedHub, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(served.token("secops", "ssf.admin") + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    env |= {"SSF_HUB_URL": served.url, "SSF_HUB_TOKEN_FILE": str(token_file)}
+    subject = '{"format": "email", "email": "nobody@example.com"}'
+    out = subprocess.run(
+        [SSF_HUB, "emit", "--event", "session-revoked", "--subject", subject],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1  # the txn alone, for scripts
+    assert out.stderr.strip() == (
+        "ssf-hub emit: warning: the event reached no stream (no stream has this subject and event)"
+    )
+    manage = {"Authorization": f"Bearer {served.token('agent-1', 'ssf.manage')}"}
+    stream = httpx.post(
+        served.url + "/ssf/stream", json={"events_requested": ["session-revoked"]}, headers=manage
+    )
+    sid = stream.json()["stream_id"]
+    httpx.post(
+        served.url + "/ssf/subjects:add",
+        json={"stream_id": sid, "subject": json.loads(subject)},
+        headers=manage,
+    ).raise_for_status()
+    again = subprocess.run(
+        [SSF_HUB, "emit", "--event", "session-revoked", "--subject", subject],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert again.stderr.strip() == "ssf-hub emit: queued for 1 stream(s)"
+
+
+def test_api_commands_without_a_hub_or_token_say_so_in_one_line() -> None:
+    out = run("streams")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "ssf-hub: which hub? give --url or set SSF_HUB_URL"
+    out = run("streams", "--url", "http://127.0.0.1:9")
+    assert out.returncode == 2
+    assert "no access token" in out.stderr
+
+
+def test_streams_shows_when_a_poller_last_called(served: ServedHub) -> None:
+    manage = {"Authorization": f"Bearer {served.token('agent-1', 'ssf.manage')}"}
+    httpx.post(served.url + "/ssf/stream", json={"events_requested": ["session-revoked"]}, headers=manage)
+    out = run("streams", "--url", served.url, "--token", served.token("secops", "ssf.admin"))
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()[1:]
+    assert " poll " in line and " polled 20" in line  # created by its owner just now
+
+
+def test_a_second_serve_on_the_same_data_dir_is_refused_naming_the_first(served: ServedHub) -> None:
+    out = run("serve", "--data-dir", str(served.data_dir), "--port", str(free_port()))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"ssf-hub: data dir {served.data_dir} is in use by ssf-hub serve pid {served.proc.pid} at "
+        f"{served.url}; stop it or give another --data-dir"
+    )
+
+
+def test_keys_rotate_retire_now_drops_the_old_key_from_the_jwks(served: ServedHub) -> None:
+    before = [k["kid"] for k in httpx.get(served.url + "/ssf/jwks.json").json()["keys"]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    env |= {"SSF_HUB_URL": served.url, "SSF_HUB_TOKEN": served.token("secops", "ssf.admin")}
+    out = subprocess.run(
+        [SSF_HUB, "keys", "rotate", "--retire-now"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    active = out.stdout.strip()
+    after = [k["kid"] for k in httpx.get(served.url + "/ssf/jwks.json").json()["keys"]]
+    assert after == [active] and active not in before
+
+
+def test_backup_of_a_running_hub_restores_to_a_hub_with_the_same_streams_queue_and_keys(
+    served: ServedHub, tmp_path: Path
+) -> None:
+    manage = {"Authorization": f"Bearer {served.token('agent-1', 'ssf.manage')}"}
+    admin = {"Authorization": f"Bearer {served.token('secops', 'ssf.admin')}"}
+    body = {"events_requested": ["session-revoked"]}
+    sid = httpx.post(served.url + "/ssf/stream", json=body, headers=manage).json()["stream_id"]
+    subject = {"format": "email", "email": "alice@example.com"}
+    httpx.post(served.url + "/ssf/subjects:add", json={"stream_id": sid, "subject": subject}, headers=manage)
+    emitted = httpx.post(
+        served.url + "/ssf/admin/events", json={"event": "session-revoked", "subject": subject}, headers=admin
+    ).json()["sets"]
+
+    archive = tmp_path / "hub-backup.tar.gz"
+    out = run("backup", str(archive), "--data-dir", str(served.data_dir))  # while it serves
+    assert out.returncode == 0, out.stderr
+    assert archive.stat().st_mode & 0o777 == 0o600  # it holds the private keys
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(restored, filter="data")
+    port = free_port()
+    proc, _ = start(restored, "--port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        # The old token verifies (same token key) and the queued SET is there (same store).
+        polled = httpx.post(f"{url}/ssf/poll/{sid}", json={"returnImmediately": True}, headers=manage)
+        assert polled.status_code == 200, polled.text
+        assert list(polled.json()["sets"]) == [emitted[0]["jti"]]
+        assert httpx.get(url + "/ssf/jwks.json").json() == httpx.get(served.url + "/ssf/jwks.json").json()
+    finally:
+        stop(proc)
+
+
+def test_backup_refuses_a_redis_hub_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+    env |= {"SSF_HUB_STORE": "redis", "SSF_HUB_REDIS_URL": "redis://127.0.0.1:1/0"}
+    out = subprocess.run(
+        [SSF_HUB, "backup", str(tmp_path / "b.tgz")], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "ssf-hub: with store=redis the streams, queues and keys live in Redis: back up Redis itself"
+    )
+
+
+def test_a_refused_or_unanswered_api_call_is_one_line_naming_the_command(served: ServedHub) -> None:
+    out = run("streams", "--url", served.url, "--token", served.token("agent-1", "ssf.manage"))
+    assert out.returncode == 1
+    assert out.stderr.startswith("ssf-hub streams: 403 insufficient_scope: ")
+    out = run("keys", "rotate", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x")
+    assert out.returncode == 1
+    assert out.stderr.startswith("ssf-hub keys rotate: cannot reach http://127.0.0.1:")

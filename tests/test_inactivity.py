@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hub.access import LOCAL_ISSUER, Principal
-from hub.core.events import CATALOGUE, STREAM_UPDATED_URI
+from hub.auth.tokens import LOCAL_ISSUER, Principal
 from hub.core.model import POLL_METHOD, Status, SubjectMode
 from hub.core.streams import StreamPolicy
-from hub.keys import SigningKeyRing
-from hub.management import StreamManagement
+from hub.delivery.wakeup import QueueSignal
+from hub.keys.ring import SigningKeyRing
 from hub.store import SQLiteStore
-from hub.transmitter import Transmitter
-from hub.wakeup import QueueSignal
+from hub.transmitter.issuing import Transmitter
+from hub.transmitter.management import StreamManagement
+from receivers.events import CATALOGUE, STREAM_UPDATED
 
 
 class FakeClock:
@@ -64,7 +64,7 @@ async def test_idle_stream_is_paused_after_announcing_it(store: SQLiteStore) -> 
     assert await streams.pause_inactive() == [stream.stream_id]
     assert (await store.get_stream(stream.stream_id)).status is Status.PAUSED  # type: ignore[union-attr]
     (announcement,) = await store.pending(stream.stream_id, 10, control_only=True)
-    assert announcement.event_type == STREAM_UPDATED_URI
+    assert announcement.event_type == STREAM_UPDATED
     # Already paused: nothing more happens.
     clock.now += 10_000
     assert await streams.pause_inactive() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.jobs import LEASE_SHARE, ClusterJob
+from hub.runtime.jobs import LEASE_SHARE, ClusterJob
 from hub.store import SQLiteStore
 
 

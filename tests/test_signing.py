@@ -1,6 +1,6 @@
 """Signing SETs in a child process (issue #7: a second core where it pays).
 
-The child is real (``python -m hub.signing_child``); these tests check that what it signs
+The child is real (``python -m hub.keys.signing_child``); these tests check that what it signs
 is what the loop would have signed, that concurrent callers each get their own SETs back,
 that a rotation reaches it, and that killing it loses nothing.
 """
@@ -17,8 +17,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from hub.keys import SigningKeyRing, eddsa_allowed
-from hub.signing import SetSigner, SigningProcess
+from hub.keys.ring import SigningKeyRing, eddsa_allowed
+from hub.keys.signing import SetSigner, SigningProcess
 from tests.support.hub import CAEP, run_hub
 
 ALICE = {"format": "email", "email": "alice@example.com"}

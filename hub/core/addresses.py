@@ -9,7 +9,7 @@ between CPython patch releases. IPv6 forms that embed an IPv4 address (v4-mapped
 blocked as ``127.0.0.1``.
 
 This module only judges addresses and URLs; resolving names and pinning the checked
-address for the connection is the egress layer's job (``hub.push.egress``).
+address for the connection is the egress layer's job (``hub.delivery.push.egress``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ POLL_PATH = "/ssf/poll"
 JWKS_PATH = "/ssf/jwks.json"
 INGEST_PATH = "/ssf/ingest"
 ADMIN_PATH = "/ssf/admin"
+RECEIPTS_PATH = "/ssf/receipts"  # remediation receipts, a hub extension (hub.core.remediation)
 
 
 def issuer_path(issuer: str) -> str:

@@ -15,18 +15,22 @@ Two optional limits refuse a SET with ``access_denied`` (R-PUSH-6):
   ``"ISS SUB"``). Email domains are lower-cased first (R-SUB-4). Every simple identifier in a
   complex or aliases subject must match some pattern: otherwise an issuer authoritative for
   one user could reach another's device by naming both.
+
+``strict`` turns off tolerant ingest for the issuer (:mod:`hub.core.tolerance`): an optional
+event claim that does not fit its schema refuses the SET (``invalid_request``) instead of
+being repaired.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from hub.core.subjects import (
+from hub.core.inputs import parse_url
+from hub.errors import InvalidRequest
+from receivers.subjects import (
     ALIASES,
     COMPLEX,
     FORMAT_MEMBERS,
@@ -35,7 +39,7 @@ from hub.core.subjects import (
     canonical_format,
     members,
 )
-from hub.errors import InvalidRequest
+from receivers.urls import is_loopback_host
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -50,7 +54,7 @@ ALLOWED_ALGORITHMS: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
 MAX_ISS_LENGTH = 1024
 MAX_PATTERNS = 100
-_FIELDS = frozenset({"iss", "jwks_uri", "jwks", "algorithms", "event_types", "subject_patterns"})
+_FIELDS = frozenset({"iss", "jwks_uri", "jwks", "algorithms", "event_types", "subject_patterns", "strict"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class TrustedIssuer:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     event_types: tuple[str, ...] | None = None  # None: any event type the hub knows
     subject_patterns: tuple[str, ...] | None = None  # None: any subject
+    # True: an optional event claim that does not fit refuses the SET (no tolerant repair).
+    strict: bool = False
     added_at: float = 0.0
 
     def may_send(self, event_uri: str) -> bool:
@@ -85,6 +91,7 @@ class TrustedIssuer:
             "algorithms": list(self.algorithms),
             "event_types": None if self.event_types is None else list(self.event_types),
             "subject_patterns": None if self.subject_patterns is None else list(self.subject_patterns),
+            "strict": self.strict,
             "added_at": self.added_at,
         }
 
@@ -101,6 +108,7 @@ class TrustedIssuer:
             algorithms=tuple(data.get("algorithms") or DEFAULT_ALGORITHMS),
             event_types=opt_tuple("event_types"),
             subject_patterns=opt_tuple("subject_patterns"),
+            strict=data.get("strict") is True,
             added_at=float(data.get("added_at") or 0.0),
         )
 
@@ -145,6 +153,7 @@ def parse_trusted_issuer(
         algorithms=_algorithms(body.get("algorithms")),
         event_types=_event_types(body.get("event_types"), resolve_event),
         subject_patterns=_patterns(body.get("subject_patterns")),
+        strict=_strict(body.get("strict", False)),
         added_at=added_at,
     )
 
@@ -152,22 +161,11 @@ def parse_trusted_issuer(
 def _check_jwks_uri(value: Any) -> None:
     if not isinstance(value, str):
         raise InvalidRequest("jwks_uri must be a URL string")
-    parts = urlsplit(value)
+    parts = parse_url(value, what="jwks_uri")
     # R-SEC-4 asks for https; plain http only to this machine (development, loopback tests).
-    schemes = {"https", "http"} if _is_loopback(parts.hostname) else {"https"}
+    schemes = {"https", "http"} if is_loopback_host(parts.hostname) else {"https"}
     if parts.scheme not in schemes or not parts.hostname or parts.fragment or parts.username:
         raise InvalidRequest("jwks_uri must be an https URL (http only for loopback) without credentials")
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_inline_jwks(value: Any) -> None:
@@ -192,6 +190,12 @@ def _algorithms(value: Any) -> tuple[str, ...]:
         allowed = ", ".join(ALLOWED_ALGORITHMS)
         raise InvalidRequest(f"algorithm(s) {', '.join(refused)} not allowed; choose from {allowed}")
     return tuple(dict.fromkeys(value))
+
+
+def _strict(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequest("strict must be true or false")
+    return value
 
 
 def _event_types(value: Any, resolve_event: Callable[[str], str] | None) -> tuple[str, ...] | None:

@@ -127,6 +127,20 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class RemediationReceipt:
+    """What a receiver reports it did with one SET it was sent (a hub extension, not SSF):
+    ``action`` is one of :data:`hub.core.remediation.ACTIONS`, ``count`` how many tokens,
+    requests or decisions it concerned, ``at`` the receiver's clock, ``received_at`` the hub's."""
+
+    stream_id: str
+    jti: str
+    action: str
+    count: int
+    at: float
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SetTrace:
     """Everything the hub knows about one SET it issued."""
 
@@ -139,6 +153,7 @@ class SetTrace:
     done_at: float | None
     attempts: tuple[Attempt, ...] = ()
     last_error: str | None = None
+    receipts: tuple[RemediationReceipt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +174,22 @@ class SubjectEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
+    """One durable audit entry. ``detail`` carries ``actor`` (a token ``sub``, ``hub`` or an
+    issuer) and ``txn`` where they apply; the audit API filters on both."""
+
     at: float
     kind: str
     stream_id: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def matches(
+        self, *, since: float | None = None, txn: str | None = None, actor: str | None = None
+    ) -> bool:
+        return (
+            (since is None or self.at >= since)
+            and (txn is None or self.detail.get("txn") == txn)
+            and (actor is None or self.detail.get("actor") == actor)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.core.model import Status, Stream, SubjectEntry
-from hub.core.subjects import subjects_match
+from receivers.subjects import subjects_match
 
 
 @dataclass(frozen=True, slots=True)

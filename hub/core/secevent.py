@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub.core.events import CATALOGUE
+from hub.core.events import validate_event
 from hub.core.subjects import validate_subject
 from hub.errors import InvalidEvent
+from receivers.events import CATALOGUE
 
 SET_TYP = "secevent+jwt"
 SET_MEDIA_TYPE = "application/secevent+jwt"
@@ -66,5 +67,5 @@ def check_set_claims(claims: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     subject = validate_subject(claims["sub_id"])
     event_type = CATALOGUE.get(uri)
     if event_type is not None:
-        event_type.validate(payload, subject)
+        validate_event(event_type, payload, subject)
     return uri, dict(payload)

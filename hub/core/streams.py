@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
+from hub.core.inputs import parse_url
 from hub.core.model import POLL_METHOD, PUSH_METHOD, Delivery, Stream, SubjectMode
 from hub.errors import InvalidRequest
+from receivers.events import CATALOGUE
 
 RECEIVER_FIELDS = ("events_requested", "delivery", "description")
 TRANSMITTER_FIELDS = (
@@ -61,7 +62,7 @@ def parse_receiver_fields(body: Any) -> ReceiverFields:
     if "events_requested" in body and requested is not None:
         if not isinstance(requested, list) or not all(isinstance(u, str) for u in requested):
             raise InvalidRequest("events_requested must be an array of event-type URIs")
-        requested = tuple(dict.fromkeys(requested))
+        requested = tuple(dict.fromkeys(_event_uri(u) for u in requested))
     description = body.get("description")
     if description is not None:
         if not isinstance(description, str):
@@ -94,11 +95,27 @@ def _parse_delivery(raw: Any) -> Delivery:
     return Delivery(method=method, endpoint_url=url, authorization_header=auth)
 
 
+def _event_uri(name_or_uri: str) -> str:
+    """The current URI for a short name (``session-revoked``, as ``ssf-hub emit`` takes) or a
+    legacy SSE URI (AMB-6); anything else as sent (an unknown URI is simply not delivered)."""
+    found = CATALOGUE.find(name_or_uri)
+    return found.uri if found is not None else name_or_uri
+
+
 def events_delivered(supported: Collection[str], requested: Collection[str] | None) -> tuple[str, ...]:
-    """supported ∩ requested, in the receiver's order; unknown URIs are ignored (R-STREAM-3)."""
+    """supported ∩ requested, in the receiver's order; unknown URIs are ignored (R-STREAM-3).
+
+    A request that names events but none the hub delivers is refused: it would make a stream
+    that never receives anything, which a receiver notices only when a revocation is missed.
+    """
     if not requested:
         return ()
-    return tuple(uri for uri in requested if uri in supported)
+    delivered = tuple(uri for uri in requested if uri in supported)
+    if not delivered:
+        raise InvalidRequest(
+            "none of events_requested is delivered here; supported event types: " + ", ".join(supported)
+        )
+    return delivered
 
 
 def new_stream(
@@ -160,7 +177,7 @@ def _settle_delivery(
         return Delivery(method=POLL_METHOD, endpoint_url=url)
     if not asked.endpoint_url:
         raise InvalidRequest("push delivery needs delivery.endpoint_url")
-    parts = urlsplit(asked.endpoint_url)
+    parts = parse_url(asked.endpoint_url, what="delivery.endpoint_url")
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InvalidRequest("delivery.endpoint_url must be an absolute http(s) URL")
     return asked

@@ -16,14 +16,28 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from hub.core.events import CATALOGUE
+from hub.core.events import resolve_event_type
+from hub.core.inputs import parse_url
+from hub.core.model import POLL_METHOD, PUSH_METHOD
+from hub.core.upstream_compat import Compatibility, parse_compatibility
 from hub.errors import InvalidRequest
+from receivers.events import CATALOGUE
 
 UPSTREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Discovery document names, newest first (R-DISC-1, R-DISC-3, AMB-1).
 WELL_KNOWN_NAMES = ("ssf-configuration", "sse-configuration", "risc-configuration")
 MAX_EVENTS_REQUESTED = 100
-ADD_FIELDS = {"upstream_id", "config_url", "token_source", "delivery", "events_requested", "description"}
+MAX_ADAPTATIONS = 8
+ADD_FIELDS = {
+    "upstream_id",
+    "config_url",
+    "token_source",
+    "delivery",
+    "events_requested",
+    "description",
+    "compatibility",
+}
+AUTO_DELIVERY = "auto"  # the hub picks from the transmitter's delivery_methods_supported
 
 
 class DeliveryMode(enum.StrEnum):
@@ -36,6 +50,7 @@ class Health(enum.StrEnum):
     CONNECTING = "connecting"  # stream set up, waiting for the verification event
     HEALTHY = "healthy"  # stream exists, verified, no error since
     FAILING = "failing"  # the last attempt failed; retried with backoff
+    DEGRADED = "degraded"  # connected, but the transmitter refused what the link needs (re-enable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +93,27 @@ class UpstreamState:
     verified_at: float | None = None
     last_event_at: float | None = None
     ingest_token_expires_at: float | None = None  # push: the token the upstream sends us
+    delivery: str | None = None  # push or poll, as in use (chosen by the hub for "auto")
+    # What the link did to work with this transmitter, newest last (issue #15)
+    adaptations: tuple[str, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         data = asdict(self)
         data["health"] = self.health.value
+        data["adaptations"] = list(self.adaptations)
         return data
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> UpstreamState:
         values = dict(data)
         values["health"] = Health(values.get("health", Health.PENDING.value))
+        values["adaptations"] = tuple(values.get("adaptations") or ())
         return cls(**values)
+
+    def adapted(self, note: str) -> UpstreamState:
+        """This state with ``note`` as the newest adaptation (the last few are kept)."""
+        kept = tuple(a for a in self.adaptations if a != note)[-(MAX_ADAPTATIONS - 1) :]
+        return replace(self, adaptations=(*kept, note))
 
     def failed(self, error: str, at: float) -> UpstreamState:
         return replace(
@@ -101,11 +126,12 @@ class Upstream:
     upstream_id: str
     config_url: str
     token_source: TokenSourceSpec
-    delivery: DeliveryMode
+    delivery: DeliveryMode | None  # None: picked from the transmitter's metadata at connect
     events_requested: tuple[str, ...]
     description: str | None = None
     created_at: float = 0.0
     state: UpstreamState = field(default_factory=UpstreamState)
+    compatibility: Compatibility = field(default_factory=Compatibility)
 
     @property
     def issuer_hint(self) -> str:
@@ -119,10 +145,11 @@ class Upstream:
             "upstream_id": self.upstream_id,
             "config_url": self.config_url,
             "token_source": source,
-            "delivery": self.delivery.value,
+            "delivery": self.delivery.value if self.delivery is not None else AUTO_DELIVERY,
             "events_requested": list(self.events_requested),
             "description": self.description,
             "created_at": self.created_at,
+            "compatibility": self.compatibility.to_record(),
         }
 
     @classmethod
@@ -131,11 +158,12 @@ class Upstream:
             upstream_id=config["upstream_id"],
             config_url=config["config_url"],
             token_source=_token_source(config["token_source"]),
-            delivery=DeliveryMode(config["delivery"]),
+            delivery=None if config["delivery"] == AUTO_DELIVERY else DeliveryMode(config["delivery"]),
             events_requested=tuple(config["events_requested"]),
             description=config.get("description"),
             created_at=float(config.get("created_at", 0.0)),
             state=UpstreamState.from_record(state or {}),
+            compatibility=Compatibility.from_record(config.get("compatibility")),
         )
 
     def public_view(self) -> dict[str, Any]:
@@ -170,6 +198,15 @@ def issuer_from_config_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
+def choose_delivery(configured: DeliveryMode | None, methods_supported: tuple[str, ...]) -> DeliveryMode:
+    """The delivery to ask for: the operator's choice, else the one method the transmitter
+    lists (SSF 1.0 §7.1 delivery_methods_supported), else poll as before."""
+    if configured is not None:
+        return configured
+    push, poll = PUSH_METHOD in methods_supported, POLL_METHOD in methods_supported
+    return DeliveryMode.PUSH if push and not poll else DeliveryMode.POLL
+
+
 def backoff_delay(failures: int, *, initial: float = 1.0, cap: float = 300.0) -> float:
     """Seconds to wait after ``failures`` consecutive failures: doubling from ``initial`` to ``cap``."""
     if failures <= 0:
@@ -180,7 +217,7 @@ def backoff_delay(failures: int, *, initial: float = 1.0, cap: float = 300.0) ->
 def _http_url(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{name} is required: an http(s) URL")
-    parts = urlsplit(value)
+    parts = parse_url(value, what=name)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
         raise InvalidRequest(f"{name} must be an http(s) URL without a fragment")
     return value
@@ -227,7 +264,7 @@ def parse_token_source(value: Any) -> TokenSourceSpec:
 def _event_uri(name: str) -> str:
     # Short names (session-revoked) for operators; URIs the hub does not know are asked for as given.
     if name in CATALOGUE:
-        return CATALOGUE.resolve(name).uri
+        return resolve_event_type(name).uri
     if ":" not in name:
         raise InvalidRequest(f"unknown event {name!r}: give a short name the hub knows or a URI")
     return name
@@ -243,9 +280,9 @@ def parse_upstream(body: Any, *, upstream_id: str, default_events: tuple[str, ..
     chosen = body.get("upstream_id", upstream_id)
     if not isinstance(chosen, str) or not UPSTREAM_ID.match(chosen):
         raise InvalidRequest("upstream_id: 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
-    delivery = body.get("delivery", DeliveryMode.POLL.value)
-    if delivery not in (DeliveryMode.PUSH.value, DeliveryMode.POLL.value):
-        raise InvalidRequest("delivery must be push or poll")
+    delivery = body.get("delivery", AUTO_DELIVERY)
+    if delivery not in (DeliveryMode.PUSH.value, DeliveryMode.POLL.value, AUTO_DELIVERY):
+        raise InvalidRequest("delivery must be push, poll or auto")
     events = body.get("events_requested")
     if events is None:
         events_requested = default_events
@@ -262,8 +299,9 @@ def parse_upstream(body: Any, *, upstream_id: str, default_events: tuple[str, ..
         upstream_id=chosen,
         config_url=_http_url(body.get("config_url"), "config_url"),
         token_source=parse_token_source(body.get("token_source")),
-        delivery=DeliveryMode(delivery),
+        delivery=None if delivery == AUTO_DELIVERY else DeliveryMode(delivery),
         events_requested=events_requested,
         description=_optional_text(body, "description"),
         created_at=now,
+        compatibility=parse_compatibility(body.get("compatibility")),
     )

@@ -10,35 +10,41 @@ bearer check) and by upstream subscriptions (for SETs they poll). In order, chea
    the hub, ``iat`` within the skew, no ``sub``/``exp`` (``invalid_key``, ``invalid_audience``,
    ``invalid_request``; R-SEC-1..3). Keys that cannot be looked up right now answer 503
    with ``Retry-After``, so the sender retries instead of dropping a revocation;
-3. the dialect (:mod:`hub.core.dialects`) and the issuer's limits (``access_denied``);
+3. the dialect (:mod:`hub.core.dialects`) and the issuer's limits (``access_denied``); an
+   optional event claim that does not fit is repaired (:mod:`hub.core.tolerance`) unless the
+   issuer is ``strict``, and every repair is kept: in the :class:`IngestResult`, the audit
+   record, ``ssf_hub_ingest_tolerated_total`` and one ``ingest_tolerated`` log line;
 4. a duplicate (``iss``, ``jti``) is accepted and fans out nothing (R-SEC-3);
 5. one SET per matching stream, signed by the hub with a new ``jti``, the upstream ``txn``
    (or ``jti``) as ``txn`` and the upstream ``iss``/``jti`` in :data:`UPSTREAM_CLAIM` (AMB-18),
    stored together with the receipt in one atomic ``Store.ingest``.
 
-SSF stream events (verification, stream-updated) from an upstream are stored as receipts and
-handed to the :data:`ControlListener` callbacks (upstream subscriptions), not fanned out.
+SSF stream events (verification, stream-updated, in every dialect) from an upstream are
+stored as receipts, audited (``ingest_control``) and handed to the :data:`ControlListener`
+callbacks (upstream subscriptions); they are never fanned out.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hub import logs, metrics
 from hub.core.dialects import InboundEvent, InboundSet, read_inbound, upstream_claim
+from hub.core.inputs import decode_json
 from hub.core.issuers import TrustedIssuer
-from hub.core.model import IngestReceipt
+from hub.core.model import AuditRecord, IngestReceipt
+from hub.core.tolerance import Change
 from hub.errors import HubError, InvalidRequest, Unavailable
 from hub.ingest.registry import IssuerRegistry
 from hub.ingest.verifiers import IssuerVerifiers
 from hub.store.base import Store
-from hub.transmitter import FanOut, Transmitter
+from hub.transmitter.issuing import FanOut, Transmitter, fan_out_detail
 from receivers.errors import KeysUnavailable, SetError
 from receivers.verify import MAX_SET_BYTES
 
@@ -68,6 +74,7 @@ class IngestResult:
     duplicate: bool  # an earlier copy was accepted; nothing was queued this time
     sets: tuple[tuple[str, str], ...]  # (stream_id, jti) of every re-issued SET
     event_types: tuple[str, ...]  # after dialect mapping
+    tolerated: tuple[Change, ...] = ()  # the repairs made to optional claims (hub.core.tolerance)
 
 
 AcceptedListener = Callable[[IngestResult], None]
@@ -122,17 +129,27 @@ class IngestPipeline:
 
         now = self.clock()
         event_types = tuple(event.uri for event in inbound.events)
+        tolerated = inbound.tolerated
         if await self.store.was_ingested(inbound.iss, inbound.jti, now=now):
-            return IngestResult(inbound.iss, inbound.jti, txn, True, (), event_types)
+            return IngestResult(inbound.iss, inbound.jti, txn, True, (), event_types, tolerated)
         plans = await self._fan_out(inbound, routable, txn)
         receipt = IngestReceipt(inbound.iss, inbound.jti, now, now + self.dedup_seconds, txn)
         items = [item for plan in plans for item in plan.items]
         if not await self.store.ingest(receipt, items):  # a concurrent copy won the race
-            return IngestResult(inbound.iss, inbound.jti, txn, True, (), event_types)
+            return IngestResult(inbound.iss, inbound.jti, txn, True, (), event_types, tolerated)
         await self.transmitter.settle(plans)
+        for plan, event in zip(plans, routable, strict=True):
+            detail = fan_out_detail(plan, actor=inbound.iss, upstream_jti=inbound.jti)
+            await self._audit(now, "ingest_accepted", detail, event)
+        for event in inbound.events:
+            if event.event_type.family == "ssf":  # no fan-out, so no ingest_accepted record
+                detail = {"actor": inbound.iss, "upstream_jti": inbound.jti, "txn": txn, "event": event.uri}
+                detail |= {"streams": 0, "stream_ids": []}  # the shape of ingest_accepted (trace reads it)
+                await self._audit(now, "ingest_control", detail, event)
+        _report_tolerated(inbound, txn)
         await self._tell_control_listeners(inbound)
         sets = tuple(pair for plan in plans for pair in plan.sets)
-        result = IngestResult(inbound.iss, inbound.jti, txn, False, sets, event_types)
+        result = IngestResult(inbound.iss, inbound.jti, txn, False, sets, event_types, tolerated)
         for listener in self._accepted_listeners:
             listener(result)
         return result
@@ -156,7 +173,7 @@ class IngestPipeline:
             raise Unavailable(
                 f"the issuer's keys cannot be fetched now: {exc}", retry_after=max(1, round(exc.retry_after))
             ) from None
-        return issuer, read_inbound(received.claims)
+        return issuer, read_inbound(received.claims, strict=issuer.strict)
 
     async def _fan_out(self, inbound: InboundSet, events: list[InboundEvent], txn: str) -> list[FanOut]:
         extra = upstream_claim(inbound.iss, inbound.jti)
@@ -164,6 +181,11 @@ class IngestPipeline:
             await self.transmitter.fan_out(event.uri, inbound.subject, event.claims, txn=txn, extra=extra)
             for event in events
         ]
+
+    async def _audit(self, now: float, kind: str, detail: dict[str, Any], event: InboundEvent) -> None:
+        if event.tolerated:
+            detail = {**detail, "tolerated": [change.as_dict() for change in event.tolerated]}
+        await self.store.append_audit(AuditRecord(at=now, kind=kind, stream_id=None, detail=detail))
 
     async def _tell_control_listeners(self, inbound: InboundSet) -> None:
         if not any(event.event_type.family == "ssf" for event in inbound.events):
@@ -173,6 +195,37 @@ class IngestPipeline:
                 await listener(inbound)
             except Exception:  # the SET is stored and acknowledged; a listener bug must not undo that
                 log.exception("control-event listener failed for %s %s", inbound.iss, inbound.jti)
+
+
+def _report_tolerated(inbound: InboundSet, txn: str) -> None:
+    """Count and log the repairs made to a newly accepted SET (the issuer is registered, so it
+    is a bounded label; event names and actions come from the catalogue and the code)."""
+    if not inbound.tolerated:
+        return
+    for change in inbound.tolerated:
+        metrics.INGEST_TOLERATED.labels(inbound.iss, change.event, change.action).inc()
+    logs.event(
+        log,
+        logging.WARNING,
+        "ingest_tolerated",
+        issuer=inbound.iss,
+        jti=inbound.jti,
+        txn=txn,
+        changes=tolerated_summary(inbound.tolerated),
+    )
+
+
+def tolerated_summary(changes: tuple[Change, ...]) -> str:
+    """``event.member=action`` for each repair, comma-separated (log lines, response header)."""
+    return ", ".join(f"{change.event}.{change.member}={change.action}" for change in changes)
+
+
+def claimed_issuer(token: str | bytes) -> str | None:
+    """The ``iss`` a SET claims, unverified, or None when it names none (for logs and metrics)."""
+    try:
+        return _unverified_issuer(token)
+    except HubError:
+        return None
 
 
 def _unverified_issuer(token: str | bytes) -> str:
@@ -185,9 +238,10 @@ def _unverified_issuer(token: str | bytes) -> str:
     if len(parts) != 3:
         raise InvalidRequest("the body is not a compact JWS (three base64url parts)")
     try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError, RecursionError):
+        decoded = base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4))
+    except (binascii.Error, ValueError):
         raise InvalidRequest("the SET payload is not base64url-encoded JSON") from None
+    payload: Any = decode_json(decoded, what="the SET payload")
     if not isinstance(payload, dict) or not isinstance(payload.get("iss"), str) or not payload["iss"]:
         raise InvalidRequest("the SET has no iss claim")
     iss: str = payload["iss"]

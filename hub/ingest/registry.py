@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hub.core.events import CATALOGUE
+from hub.core.events import resolve_event_type
 from hub.core.issuers import TrustedIssuer, parse_trusted_issuer
 from hub.errors import InvalidRequest
 from hub.store.base import Store
@@ -61,6 +61,10 @@ class IssuerRegistry:
                 self._version = version
             self._checked_at = self.clock()
 
+    def is_registered(self, iss: str) -> bool:
+        """Whether ``iss`` was registered at the last read (no store call: for labels)."""
+        return iss in self._by_iss
+
     async def all_issuers(self) -> list[TrustedIssuer]:
         await self.refresh()
         return sorted(self._by_iss.values(), key=lambda issuer: issuer.iss)
@@ -77,7 +81,7 @@ class IssuerRegistry:
 
 def canonical_event_uri(name_or_uri: str) -> str:
     """The URI ingest sees an event type as: current name, deprecated types mapped (R-RISC-9)."""
-    event_type = CATALOGUE.resolve(name_or_uri)
+    event_type = resolve_event_type(name_or_uri)
     return event_type.superseded_by or event_type.uri
 
 

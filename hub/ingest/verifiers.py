@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -41,6 +42,7 @@ class IssuerVerifiers:
         audience: str,
         http: httpx.AsyncClient,
         max_future_skew: float = 60.0,
+        max_age: float | None = None,
         min_refetch_interval: float = 10.0,
         jwks_max_age: float = 3600.0,
         clock: Callable[[], float] = time.time,
@@ -48,6 +50,7 @@ class IssuerVerifiers:
         self.audience = audience
         self.http = http
         self.max_future_skew = max_future_skew
+        self.max_age = max_age  # the ingest dedup window: older SETs could be accepted twice
         self.min_refetch_interval = min_refetch_interval
         self.jwks_max_age = jwks_max_age
         self.clock = clock
@@ -59,16 +62,19 @@ class IssuerVerifiers:
         held = self._by_iss.get(issuer.iss)
         if held is not None and held[0] == fingerprint:
             return held[1]
-        built = IssuerVerifier(
-            SetVerifier(
-                issuer=issuer.iss,
-                audience=self.audience,
-                algorithms=issuer.algorithms,
-                max_future_skew=self.max_future_skew,
-                clock=self.clock,
-            ),
-            self._key_source(issuer),
+        # The hub's limits for every issuer: clock skew, the replay window, our clock.
+        limits: dict[str, Any] = {"max_future_skew": self.max_future_skew, "max_age": self.max_age}
+        limits["clock"] = self.clock
+        checks = SetVerifier(
+            issuer=issuer.iss,
+            audience=self.audience,
+            algorithms=issuer.algorithms,
+            # Stream events' claims are read by the dialect against their schemas, tolerantly
+            # unless the issuer is strict (hub.core.tolerance), like every other event's.
+            check_stream_events=False,
+            **limits,
         )
+        built = IssuerVerifier(checks, self._key_source(issuer))
         self._by_iss[issuer.iss] = (fingerprint, built)
         return built
 

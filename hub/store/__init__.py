@@ -21,13 +21,17 @@ def open_store(
     redis_url: str | None = None,
     sqlite_synchronous: str = "FULL",
     serving: bool = True,
+    sibling_processes: bool = False,
 ) -> Store:
     """The configured store, not yet opened (the caller awaits ``open()`` at start-up).
 
-    ``serving=False`` is for CLI commands that open the store beside a running hub."""
+    ``serving=False`` is for CLI commands that open the store beside a running hub;
+    ``sibling_processes`` for each process of ``serve --processes`` on one SQLite file."""
     if kind == "sqlite":
         path = data_dir / "hub.sqlite3"
-        return SQLiteStore(path, synchronous=sqlite_synchronous, serving=serving)
+        return SQLiteStore(
+            path, synchronous=sqlite_synchronous, serving=serving, sibling_processes=sibling_processes
+        )
     if kind == "redis":
         if not redis_url:
             raise ConfigError("the redis store needs a redis URL (--redis-url redis://HOST:PORT/DB)")

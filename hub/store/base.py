@@ -6,6 +6,8 @@ every write durable before its coroutine returns (the caller answers 2xx next).
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -18,11 +20,19 @@ from hub.core.model import (
     IngestReceipt,
     QueuedSet,
     QueueStats,
+    RemediationReceipt,
     SetTrace,
     Stream,
     SubjectEntry,
 )
 from hub.core.upstreams import Upstream, UpstreamState
+from hub.store.sealing import Sealer
+
+
+def lease_holder() -> str:
+    """A new lease holder name, ``<pid>.<random>``: several hub processes on one SQLite file
+    free the leases of a process that is gone by its pid (``serve --processes``)."""
+    return f"{os.getpid()}.{uuid.uuid4().hex}"
 
 
 @runtime_checkable
@@ -131,6 +141,12 @@ class Store(Protocol):
         """The SETs whose ``jti`` or ``txn`` is ``ident``, with every push attempt, oldest first."""
         ...
 
+    async def record_receipts(self, stream_id: str, receipts: Sequence[RemediationReceipt]) -> int:
+        """Keep what a receiver did with SETs of its stream (remediation receipts) with their
+        trace; receipts for a ``jti`` the stream never held are skipped. Returns how many were
+        kept. They go when their SET goes (retention, stream deleted)."""
+        ...
+
     async def get_health(self, stream_id: str) -> DeliveryHealth: ...
 
     async def save_health(self, stream_id: str, health: DeliveryHealth) -> None: ...
@@ -150,9 +166,28 @@ class Store(Protocol):
 
     async def list_set_errors(self, stream_id: str, limit: int = 100) -> list[dict[str, object]]: ...
 
+    def use_secrets(self, sealer: Sealer) -> None:
+        """Seal receivers' credentials (push authorization_header, upstream bearer tokens) in
+        stored records from now on; records stored before stay readable."""
+        ...
+
     async def append_audit(self, record: AuditRecord) -> None: ...
 
-    async def list_audit(self, stream_id: str | None = None, limit: int = 100) -> list[AuditRecord]: ...
+    async def list_audit(
+        self,
+        stream_id: str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+        txn: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditRecord]:
+        """Newest first; every filter given must match (:meth:`AuditRecord.matches`)."""
+        ...
+
+    async def prune_audit(self, before: float) -> int:
+        """Forget audit records older than ``before`` (retention); returns the count."""
+        ...
 
     # -- upstream issuers and ingest (issue #4) --------------------------------------------------
     async def put_issuer(self, issuer: TrustedIssuer) -> None:

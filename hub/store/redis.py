@@ -9,30 +9,38 @@ before a Redis crash survives it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any, cast
 
-from hub.core.model import AuditRecord, Stream, SubjectEntry, SubjectMode
+from hub.core.model import Stream, SubjectEntry, SubjectMode
 from hub.store import redis_scripts as lua
 from hub.store.redis_engine import guarded
-from hub.store.redis_ingest import RedisIngest
 from hub.store.redis_keys import parse_member, subject_member
 from hub.store.redis_queue import READ_BATCH, dumps, number
+from hub.store.redis_records import RedisRecords
+from hub.store.sealing import open_stream, seal_stream
 
-# setErrs come from receivers; keep a bounded, recent window per stream for admins.
-SET_ERRORS_KEPT = 1000
-# The audit trail is capped so Redis memory stays bounded; the newest records are kept.
-AUDIT_KEPT = 100_000
-STREAM_AUDIT_KEPT = 10_000
 NEEDS_INDEX = 2  # SAVE_STREAM's answer when the owner or subject mode changes
 
+# Routing one event reads the subject index (find_subjects) and then the streams that take
+# every subject (streams_with_all_subjects); both indexes are in {hub}, so find_subjects
+# reads the second in its own round trip and leaves it here, in the calling task's context
+# (one task routes one event: no other request sees it), for the call that comes next.
+_ALL_SUBJECTS_READ: ContextVar[tuple[float, list[str]] | None] = ContextVar("all_subjects_read", default=None)
+ALL_SUBJECTS_READ_AGE = 0.5  # seconds; older than that, it is read again
 
-class RedisStore(RedisIngest):
+
+class RedisStore(RedisRecords):
     """The :class:`~hub.store.base.Store` on Redis (redis-py's asyncio client), on one
     primary or a Redis Cluster. The stream's slot is the truth; the ``{hub}`` indexes are
     supersets, maintained around it as ``redis_keys`` describes."""
 
     # -- streams -------------------------------------------------------------------------------
+    def _stream(self, text: str | bytes) -> Stream:
+        return Stream.from_record(open_stream(json.loads(text), self.sealer))
+
     @guarded
     async def create_stream(self, stream: Stream) -> None:
         await self._index_stream(stream)  # before the record: the registry stays a superset
@@ -41,15 +49,22 @@ class RedisStore(RedisIngest):
 
     @guarded
     async def save_stream(self, stream: Stream) -> None:
+        try:
+            await self._save_stream(stream)
+        finally:  # whatever happened, what this process kept may be out of date now
+            self.cache.changed([stream.stream_id])
+
+    async def _save_stream(self, stream: Stream) -> None:
         sid, fields = stream.stream_id, self._stream_fields(stream)
         args = [fields["record"], fields["owner"], fields["mode"], fields["created_at"]]
-        reply = await self._script(lua.SAVE_STREAM, [self.keys.stream(sid)], [*args, "0"])
+        announce = [self.keys.changes_channel, sid]
+        reply = await self._script(lua.SAVE_STREAM, [self.keys.stream(sid)], [*args, "0", *announce])
         if int(reply[0]) != NEEDS_INDEX:
             return  # saved (owner and mode as before: the indexes hold it already), or gone
         # The owner or the subject mode changed: index the new values before and after
         # the write (a concurrent save may be removing them), unindex the old ones after.
         await self._index_stream(stream)
-        reply = await self._script(lua.SAVE_STREAM, [self.keys.stream(sid)], [*args, "1"])
+        reply = await self._script(lua.SAVE_STREAM, [self.keys.stream(sid)], [*args, "1", *announce])
         if int(reply[0]) == 0:  # deleted meanwhile; its id never comes back
             await self._unindex_deleted(sid, stream.owner)
             return
@@ -61,11 +76,10 @@ class RedisStore(RedisIngest):
         if stream.subject_mode is not SubjectMode.ALL:
             await self._unindex(self.keys.all_subjects, sid, score, lambda _, mode: mode == SubjectMode.ALL)
 
-    @staticmethod
-    def _stream_fields(stream: Stream) -> dict[str, str]:
+    def _stream_fields(self, stream: Stream) -> dict[str, str]:
         """The record and the fields the indexes are derived from."""
         return {
-            "record": dumps(stream.to_record()),
+            "record": dumps(seal_stream(stream.to_record(), self.sealer)),
             "owner": stream.owner,
             "mode": stream.subject_mode.value,
             "created_at": number(stream.created_at),
@@ -102,12 +116,33 @@ class RedisStore(RedisIngest):
 
     @guarded
     async def get_stream(self, stream_id: str) -> Stream | None:
-        record = await self.client.hget(self.keys.stream(stream_id), "record")
-        return None if record is None else Stream.from_record(json.loads(record))
+        kept = self.cache.stream(stream_id)
+        if kept is not None:
+            return kept
+        generation = self.cache.generation
+        (record,) = await self._commands([("HGET", self.keys.stream(stream_id), "record")])
+        if record is None:
+            return None
+        stream = self._stream(record)
+        self.cache.keep_stream(stream, generation)
+        return stream
 
     @guarded
     async def get_streams(self, stream_ids: Iterable[str]) -> dict[str, Stream]:
-        return {s.stream_id: s for s in await self._read_streams(list(dict.fromkeys(stream_ids)))}
+        out: dict[str, Stream] = {}
+        missing = []
+        for stream_id in dict.fromkeys(stream_ids):
+            kept = self.cache.stream(stream_id)
+            if kept is None:
+                missing.append(stream_id)
+            else:
+                out[stream_id] = kept
+        if missing:
+            generation = self.cache.generation
+            for stream in await self._read_streams(missing):
+                self.cache.keep_stream(stream, generation)
+                out[stream.stream_id] = stream
+        return out
 
     @guarded
     async def list_streams(self, owner: str | None = None) -> list[Stream]:
@@ -120,15 +155,19 @@ class RedisStore(RedisIngest):
     async def _read_streams(self, ids: list[str]) -> list[Stream]:
         out: list[Stream] = []
         for start in range(0, len(ids), READ_BATCH):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for stream_id in ids[start : start + READ_BATCH]:
-                    pipe.hget(self.keys.stream(stream_id), "record")
-                records = await pipe.execute()
-            out.extend(Stream.from_record(json.loads(r)) for r in records if r is not None)
+            batch = ids[start : start + READ_BATCH]
+            records = await self._commands([("HGET", self.keys.stream(sid), "record") for sid in batch])
+            out.extend(self._stream(r) for r in records if r is not None)
         return out
 
     @guarded
     async def delete_stream(self, stream_id: str) -> bool:
+        try:
+            return await self._delete_stream(stream_id)
+        finally:
+            self.cache.changed([stream_id])
+
+    async def _delete_stream(self, stream_id: str) -> bool:
         k = self.keys
         keys = [
             k.stream(stream_id),
@@ -141,7 +180,9 @@ class RedisStore(RedisIngest):
             k.health(stream_id),
             k.set_errors(stream_id),
         ]
-        reply = await self._script(lua.DELETE_STREAM, keys, [k.stream_slot(stream_id)])
+        reply = await self._script(
+            lua.DELETE_STREAM, keys, [k.stream_slot(stream_id), k.changes_channel, stream_id]
+        )
         if reply is None:
             return False
         # The record is gone; now its index entries (after, so they stay supersets).
@@ -164,6 +205,12 @@ class RedisStore(RedisIngest):
     # -- subjects ------------------------------------------------------------------------------
     @guarded
     async def put_subject(self, entry: SubjectEntry, index_keys: Sequence[str]) -> None:
+        try:
+            await self._put_subject(entry, index_keys)
+        finally:
+            self.cache.changed([entry.stream_id])
+
+    async def _put_subject(self, entry: SubjectEntry, index_keys: Sequence[str]) -> None:
         keys = list(dict.fromkeys(index_keys))
         # A member unique to this write: removing the entries of the subject it replaces
         # (below, or by a concurrent write) can never remove this write's own.
@@ -171,7 +218,8 @@ class RedisStore(RedisIngest):
         record = dumps({"subject": entry.subject, "excluded": entry.excluded, "index": keys, "member": filed})
         await self._file_subject(filed, keys, add=True)  # before the record: a superset
         stream_keys = [self.keys.stream(entry.stream_id), self.keys.subjects(entry.stream_id)]
-        old = await self._script(lua.PUT_SUBJECT, stream_keys, [entry.key, record])
+        announce = [self.keys.changes_channel, entry.stream_id]
+        old = await self._script(lua.PUT_SUBJECT, stream_keys, [entry.key, record, *announce])
         if old is None:
             await self._file_subject(filed, keys, add=False)
             raise ValueError(f"the store rejected the write: stream {entry.stream_id!r} does not exist")
@@ -181,7 +229,11 @@ class RedisStore(RedisIngest):
 
     @guarded
     async def remove_subject(self, stream_id: str, key: str) -> bool:
-        old = await self._script(lua.REMOVE_SUBJECT, [self.keys.subjects(stream_id)], [key])
+        try:
+            args = [key, self.keys.changes_channel, stream_id]
+            old = await self._script(lua.REMOVE_SUBJECT, [self.keys.subjects(stream_id)], args)
+        finally:
+            self.cache.changed([stream_id])
         if old is None:
             return False
         removed = json.loads(old)
@@ -208,92 +260,62 @@ class RedisStore(RedisIngest):
     async def find_subjects(self, index_keys: Iterable[str]) -> list[SubjectEntry]:
         keys = list(dict.fromkeys(index_keys))
         members: set[str] = set()
-        for start in range(0, len(keys), READ_BATCH):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for index_key in keys[start : start + READ_BATCH]:
-                    pipe.smembers(self.keys.subject_index(index_key))
-                for found in await pipe.execute():
-                    members.update(found)
-        wanted = sorted((*parse_member(m), m) for m in members)
+        for start in range(0, max(len(keys), 1), READ_BATCH):
+            commands: list[tuple[Any, ...]] = [
+                ("SMEMBERS", self.keys.subject_index(k)) for k in keys[start : start + READ_BATCH]
+            ]
+            if not start:  # routing asks next; the same slot, so the same round trip
+                commands.append(("ZRANGE", self.keys.all_subjects, 0, -1))
+            replies = await self._commands(commands)
+            if not start:
+                _ALL_SUBJECTS_READ.set((time.monotonic(), replies.pop()))
+            for found in replies:
+                members.update(found)
         out: dict[tuple[str, str], SubjectEntry] = {}
+        wanted = []
+        for sid, key, filed in sorted((*parse_member(m), m) for m in members):
+            kept = self.cache.subject(sid, key, filed)
+            if kept is None:
+                wanted.append((sid, key, filed))
+            else:
+                out[sid, key] = kept
+        generation = self.cache.generation
         for start in range(0, len(wanted), READ_BATCH):
             batch = wanted[start : start + READ_BATCH]
-            async with self.client.pipeline(transaction=False) as pipe:
-                for stream_id, key, _ in batch:
-                    pipe.hget(self.keys.subjects(stream_id), key)
-                records = await pipe.execute()
+            records = await self._commands([("HGET", self.keys.subjects(sid), key) for sid, key, _ in batch])
             # The index is a superset: a member counts only if it is the subject's current
             # write (a subject removed or replaced between the two reads is not found).
             for (sid, key, filed), text in zip(batch, records, strict=True):
                 if text and json.loads(text).get("member") == filed:
-                    out[sid, key] = _subject(sid, key, text)
-        return list(out.values())
+                    out[sid, key] = found = _subject(sid, key, text)
+                    self.cache.keep_subject(found, filed, generation)
+        return [out[k] for k in sorted(out)]
 
     @guarded
     async def streams_with_all_subjects(self) -> list[str]:
-        candidates = cast(list[str], await self.client.zrange(self.keys.all_subjects, 0, -1))
-        modes: list[str | None] = []
-        for start in range(0, len(candidates), READ_BATCH):
+        read = _ALL_SUBJECTS_READ.get()
+        if read is not None and time.monotonic() - read[0] < ALL_SUBJECTS_READ_AGE:
+            _ALL_SUBJECTS_READ.set(None)
+            candidates = read[1]  # what find_subjects just read for this same event
+        else:
+            candidates = cast(list[str], await self.client.zrange(self.keys.all_subjects, 0, -1))
+        # The index is a superset: each candidate's mode decides, from its record (kept
+        # here, or read now).
+        modes: dict[str, str | None] = {}
+        unknown = []
+        for stream_id in candidates:
+            kept = self.cache.stream(stream_id)
+            if kept is None:
+                unknown.append(stream_id)
+            else:
+                modes[stream_id] = kept.subject_mode.value
+        for start in range(0, len(unknown), READ_BATCH):
+            batch = unknown[start : start + READ_BATCH]
             async with self.client.pipeline(transaction=False) as pipe:
-                for stream_id in candidates[start : start + READ_BATCH]:
+                for stream_id in batch:
                     pipe.hget(self.keys.stream(stream_id), "mode")
-                modes.extend(await pipe.execute())
-        return [sid for sid, mode in zip(candidates, modes, strict=True) if mode == SubjectMode.ALL]
-
-    # -- records -------------------------------------------------------------------------------
-    @guarded
-    async def record_set_errors(
-        self, stream_id: str, errors: Mapping[str, tuple[str, str]], at: float
-    ) -> None:
-        if not errors:
-            return
-        records = [
-            dumps({"jti": jti, "err": err, "description": desc, "at": at})
-            for jti, (err, desc) in errors.items()
-        ]
-        keys = [self.keys.stream(stream_id), self.keys.set_errors(stream_id)]
-        await self._script(lua.RECORD_SET_ERRORS, keys, [SET_ERRORS_KEPT, *records])
-
-    @guarded
-    async def list_set_errors(self, stream_id: str, limit: int = 100) -> list[dict[str, object]]:
-        if limit <= 0:
-            return []
-        return [
-            json.loads(r) for r in await self.client.lrange(self.keys.set_errors(stream_id), 0, limit - 1)
-        ]
-
-    @guarded
-    async def append_audit(self, record: AuditRecord) -> None:
-        text = dumps([record.at, record.kind, record.stream_id, record.detail])
-        # Both lists share the {hub} slot, so one MULTI covers them.
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.lpush(self.keys.audit(), text)
-            pipe.ltrim(self.keys.audit(), 0, AUDIT_KEPT - 1)
-            if record.stream_id is not None:
-                pipe.lpush(self.keys.audit(record.stream_id), text)
-                pipe.ltrim(self.keys.audit(record.stream_id), 0, STREAM_AUDIT_KEPT - 1)
-            await pipe.execute()
-
-    @guarded
-    async def list_audit(self, stream_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
-        if limit <= 0:
-            return []
-        out = []
-        for text in await self.client.lrange(self.keys.audit(stream_id), 0, limit - 1):
-            at, kind, sid, detail = json.loads(text)
-            out.append(AuditRecord(at=at, kind=kind, stream_id=sid, detail=detail))
-        return out
-
-    # -- key documents (the signing key ring and the token key, shared by replicas) ------------
-    @guarded
-    async def get_key_document(self, name: str) -> str | None:
-        return cast(str | None, await self.client.get(self.keys.key_document(name)))
-
-    @guarded
-    async def put_key_document(self, name: str, document: str, *, expected: str | None) -> bool:
-        """Store ``document`` if the current one is still ``expected`` (None: if there is none)."""
-        args = ("0" if expected is None else "1", expected or "", document)
-        return bool(await self._script(lua.COMPARE_AND_SET, [self.keys.key_document(name)], args))
+                modes.update(zip(batch, await pipe.execute(), strict=True))
+        return [sid for sid in candidates if modes[sid] == SubjectMode.ALL]
 
 
 def _subject(stream_id: str, key: str, text: str) -> SubjectEntry:

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -30,6 +30,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import (
     BusyLoadingError,
     ClusterError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -44,8 +45,11 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from hub.errors import ConfigError, Unavailable
+from hub.errors import ConfigError, StoreUnavailable, Unavailable
+from hub.store.redis_batching import CommandBatcher
+from hub.store.redis_cache import RecordCache
 from hub.store.redis_keys import DEFAULT_NAMESPACE, RedisKeys
+from hub.store.sealing import Plain, Sealer
 
 _log = logging.getLogger("hub.store")
 
@@ -68,6 +72,15 @@ CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 Client: TypeAlias = aioredis.Redis | RedisCluster
 ScriptCall: TypeAlias = tuple[str, Sequence[str], Sequence[Any]]  # source, KEYS, ARGV
+
+
+class Command(NamedTuple):
+    """One plain Redis command in a pipeline of steps (``RedisEngine._bracketed``)."""
+
+    args: tuple[Any, ...]
+
+
+Step: TypeAlias = ScriptCall | Command
 
 # Errors that mean "Redis cannot serve right now", as opposed to a bug in a command.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -111,8 +124,14 @@ def guarded(
         try:
             return await method(self, *args, **kwargs)
         except OUTAGE_ERRORS as exc:
-            _log.warning("redis store %s failed: %s: %s", method.__name__, type(exc).__name__, exc)
-            raise Unavailable("the hub's store is temporarily unavailable", retry_after=RETRY_AFTER) from exc
+            cache = getattr(self, "cache", None)
+            if cache is not None:
+                cache.forget()
+            # The web edge logs the outage once (store_unavailable); each failed call is detail.
+            _log.debug("redis store %s failed: %s: %s", method.__name__, type(exc).__name__, exc)
+            raise StoreUnavailable(
+                "the hub's store is temporarily unavailable", retry_after=RETRY_AFTER
+            ) from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper
@@ -120,6 +139,12 @@ def guarded(
 
 class RedisEngine:
     """Owns the client and the registered scripts; the store classes build on it."""
+
+    sealer: Sealer
+
+    def use_secrets(self, sealer: Sealer) -> None:
+        """Seal receivers' credentials in stored records from now on (hub.keys.secrets)."""
+        self.sealer = sealer
 
     def __init__(
         self,
@@ -129,6 +154,7 @@ class RedisEngine:
         connect_timeout: float = CONNECT_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
+        self.sealer = Plain()  # hub.keys.secrets, once the keys are loaded
         if urlsplit(url).scheme not in URL_SCHEMES + CLUSTER_SCHEMES:
             raise ConfigError(
                 f"redis URL {redacted(url)!r} must start with redis://, rediss://, unix://, "
@@ -137,10 +163,14 @@ class RedisEngine:
         self.url = url
         self.cluster = False  # known after open()
         self.keys = RedisKeys(namespace)
+        # Stream records and subjects read here; used only once something subscribes it to
+        # the change channel (the wake-up relay, in a running hub).
+        self.cache = RecordCache()
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._client: Client | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self.batcher: CommandBatcher | None = None  # on one Redis, once open
         self._closed = False
 
     @property
@@ -158,7 +188,37 @@ class RedisEngine:
 
     async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one script; every key it touches is in ``keys``, all in one slot."""
-        return await self._registered(source)(keys=list(keys), args=list(args), client=self.client)
+        if self.batcher is None:  # a cluster: redis-py routes it by its keys
+            return await self._registered(source)(keys=list(keys), args=list(args), client=self.client)
+        return (await self._pipelined([(source, keys, args)], rerun_after_failure=False))[0]
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Replies to ``commands``, in order, with exceptions in place of failed ones. On one
+        Redis they share a round trip with other tasks' commands (``redis_batching``)."""
+        if self.batcher is not None:
+            return await self.batcher.send(commands)
+        if len(commands) == 1:
+            try:
+                return [await self.client.execute_command(*commands[0])]
+            except ResponseError as exc:
+                return [exc]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def _commands(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Replies to plain commands (all in one slot when they are more than one)."""
+        replies = await self._send(commands)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _evalsha(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        """EVALSHA's arguments for one script call; every key it touches is in ``keys``,
+        all in one slot (the tests' slot check hooks in here)."""
+        return ("EVALSHA", self._registered(source).sha, len(keys), *keys, *args)
 
     async def _scripts_each(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """Run several one-slot scripts (say, one per stream) and return their results in
@@ -169,18 +229,75 @@ class RedisEngine:
             return [await self._script(*calls[0])]
         client = self.client
         if isinstance(client, RedisCluster):
-            gate = asyncio.Semaphore(CLUSTER_SCRIPT_CONCURRENCY)
+            return await self._each_on_cluster(calls)
+        return await self._pipelined(list(calls), rerun_after_failure=False)
 
-            async def one(call: ScriptCall) -> Any:
-                async with gate:
-                    return await self._script(*call)
+    async def _each_on_cluster(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        if len(calls) == 1:
+            return [await self._script(*calls[0])]
+        gate = asyncio.Semaphore(CLUSTER_SCRIPT_CONCURRENCY)
 
-            return list(await asyncio.gather(*(one(call) for call in calls)))
-        async with client.pipeline(transaction=False) as pipe:
-            for source, keys, args in calls:
-                # Queued, not run: the pipeline loads missing scripts before it executes.
-                await self._registered(source)(keys=list(keys), args=list(args), client=pipe)
-            return list(await pipe.execute())
+        async def one(call: ScriptCall) -> Any:
+            async with gate:
+                return await self._script(*call)
+
+        return list(await asyncio.gather(*(one(call) for call in calls)))
+
+    async def _bracketed(
+        self, before: Sequence[Step], calls: Sequence[ScriptCall], after: Sequence[Step]
+    ) -> list[Any]:
+        """Run ``before`` (in order), then ``calls`` (independent one-slot scripts, say one
+        per stream), then ``after`` (in order), each stage finished before the next starts;
+        return the results of ``calls``. On one Redis that is a single pipeline, one round
+        trip (Redis runs one connection's commands in order); on a cluster, where the slots
+        live on different nodes, each stage waits for the one before it.
+
+        Every step must be idempotent: the pipeline is sent again from its first step that
+        found its script missing (a restarted Redis), and redis-py resends it whole when the
+        connection fails mid-way."""
+        if isinstance(self.client, RedisCluster):
+            for step in before:
+                await self._step(step)
+            results = await self._each_on_cluster(calls)
+            for step in after:
+                await self._step(step)
+            return results
+        replies = await self._pipelined([*before, *calls, *after], rerun_after_failure=True)
+        return replies[len(before) : len(before) + len(calls)]
+
+    async def _step(self, step: Step) -> Any:
+        if isinstance(step, Command):
+            return await self.client.execute_command(*step.args)
+        return await self._script(*step)
+
+    async def _pipelined(self, steps: list[Step], *, rerun_after_failure: bool) -> list[Any]:
+        """One non-transactional pipeline on one Redis. Scripts go as EVALSHA without
+        redis-py's SCRIPT EXISTS check first (a second round trip on every call); a step that
+        finds its script missing did not run, so the scripts are loaded and that step is
+        sent again, and with ``rerun_after_failure`` every step after it too (the order of
+        the steps is kept)."""
+        client = self.client
+        results: list[Any] = [None] * len(steps)
+        todo = list(range(len(steps)))
+        for attempt in range(2):
+            commands = []
+            for i in todo:
+                step = steps[i]
+                commands.append(step.args if isinstance(step, Command) else self._evalsha(*step))
+            replies = await self._send(commands)
+            for i, reply in zip(todo, replies, strict=True):
+                results[i] = reply
+            missing = [i for i in todo if isinstance(results[i], NoScriptError)]
+            if not missing or attempt:
+                break
+            sources = {step[0] for step in (steps[i] for i in missing) if not isinstance(step, Command)}
+            for source in sources:
+                await client.script_load(source)
+            todo = [i for i in todo if i >= missing[0]] if rerun_after_failure else missing
+        for reply in results:
+            if isinstance(reply, Exception):
+                raise reply
+        return results
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -208,6 +325,7 @@ class RedisEngine:
             self._client = await self._open_cluster(self.url)
         else:
             self._client = single
+            self.batcher = CommandBatcher(lambda: cast(aioredis.Redis, self.client))
 
     def _client_options(self) -> dict[str, Any]:
         return {
@@ -259,6 +377,8 @@ class RedisEngine:
     async def close(self) -> None:
         """Close the connections; safe to call twice."""
         self._closed = True
+        if self.batcher is not None:
+            await self.batcher.close()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

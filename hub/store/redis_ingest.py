@@ -38,6 +38,7 @@ from hub.store.redis_engine import guarded
 from hub.store.redis_keys import member
 from hub.store.redis_queue import dumps, number
 from hub.store.redis_retention import RedisRetention
+from hub.store.sealing import open_upstream, seal_upstream
 
 CLAIMED, DUPLICATE, REPLAY = 1, 0, 2  # what claiming a receipt says
 
@@ -112,7 +113,7 @@ class RedisIngest(RedisRetention):
         args = (
             upstream.upstream_id,
             number(upstream.created_at),
-            dumps(upstream.config_record()),
+            dumps(seal_upstream(upstream.config_record(), self.sealer)),
             dumps(upstream.state.to_record()),
         )
         return bool(await self._script(lua.ADD_UPSTREAM, keys, args))
@@ -120,7 +121,7 @@ class RedisIngest(RedisRetention):
     @guarded
     async def get_upstream(self, upstream_id: str) -> Upstream | None:
         fields = cast(dict[str, str], await self.client.hgetall(self.keys.upstream(upstream_id)))
-        return _upstream(fields) if fields else None
+        return self._upstream(fields) if fields else None
 
     @guarded
     async def list_upstreams(self) -> list[Upstream]:
@@ -129,7 +130,7 @@ class RedisIngest(RedisRetention):
             for upstream_id in ids:
                 pipe.hgetall(self.keys.upstream(upstream_id))
             found = await pipe.execute()
-        return [_upstream(fields) for fields in found if fields]
+        return [self._upstream(fields) for fields in found if fields]
 
     @guarded
     async def remove_upstream(self, upstream_id: str) -> bool:
@@ -141,6 +142,6 @@ class RedisIngest(RedisRetention):
         keys = [self.keys.upstream(upstream_id)]
         return bool(await self._script(lua.SAVE_UPSTREAM_STATE, keys, [dumps(state.to_record())]))
 
-
-def _upstream(fields: dict[str, str]) -> Upstream:
-    return Upstream.from_records(json.loads(fields["config"]), json.loads(fields["state"]))
+    def _upstream(self, fields: dict[str, str]) -> Upstream:
+        config = open_upstream(json.loads(fields["config"]), self.sealer)
+        return Upstream.from_records(config, json.loads(fields["state"]))

@@ -12,6 +12,7 @@ layout does, so an old and a new hub never read each other's records)::
     P{s:<sid>}:finished          zset   the finished ones, jti scored by done_at: retention
     P{s:<sid>}:set:<jti>         hash   one SET: jwt, type, txn, state, attempts, times, order
     P{s:<sid>}:attempts:<jti>    list   push attempts of that SET (JSON), oldest first
+    P{s:<sid>}:remediation:<jti> list   remediation receipts for that SET (JSON), capped
     P{s:<sid>}:health            string delivery health (JSON)
     P{s:<sid>}:set-errors        list   receiver-reported setErrs (JSON), newest first, capped
 
@@ -34,6 +35,9 @@ layout does, so an old and a new hub never read each other's records)::
     P{hub}:issuers-version       string bumped on every issuer change
     P{hub}:upstreams             zset   upstream ids by created_at
     P{hub}:upstream:<id>         hash   config (JSON), state (JSON)
+
+    Pchanges                     pub/sub channel: the id of a stream whose record or
+                                 subjects changed (published by the script that changed them)
 
 The first ``{...}`` of a key is its Redis Cluster hash tag. Everything about one stream
 lives in that stream's slot and is the source of truth: each change to one stream is one
@@ -60,7 +64,8 @@ So a crash between the steps (or a stream deleted while an emit was routed to it
 at most a dangling entry, never a missing one. Every reader verifies what an index gives
 it against the stream's slot, in the round trip it makes anyway, and skips dangling
 entries: ``list_streams`` (the record and its owner), ``streams_with_all_subjects`` (the
-mode), ``find_subjects`` (the member's nonce), ``trace`` (the SET itself and its txn),
+mode), ``find_subjects`` (the member's nonce; records and entries may come from the
+process's ``redis_cache``, which every change empties), ``trace`` (the SET itself and its txn),
 ``streams_with_pending`` (the queue's length). What cleans them up:
 
 * ``streams_with_pending`` drops streams whose queue it finds empty (remove-then-recheck);
@@ -150,6 +155,9 @@ class RedisKeys:
     def attempts(self, stream_id: str, jti: str) -> str:
         return self.stream_slot(stream_id) + "attempts:" + jti
 
+    def remediation(self, stream_id: str, jti: str) -> str:
+        return self.stream_slot(stream_id) + "remediation:" + jti
+
     def health(self, stream_id: str) -> str:
         return self.stream_slot(stream_id) + "health"
 
@@ -159,6 +167,12 @@ class RedisKeys:
     # -- one receipt's slot --------------------------------------------------------------------
     def receipt(self, receipt_member: str) -> str:
         return f"{self.prefix}{{r:{receipt_member}}}:receipt"
+
+    # -- pub/sub -------------------------------------------------------------------------------
+    @property
+    def changes_channel(self) -> str:
+        """Where every change to a stream's record or subjects is announced (``redis_cache``)."""
+        return self.prefix + "changes"
 
     # -- shared indexes ------------------------------------------------------------------------
     @property

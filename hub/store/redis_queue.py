@@ -27,13 +27,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from hub.core.health import DeliveryHealth
-from hub.core.model import Attempt, DeliveryState, QueuedSet, QueueStats, SetTrace
+from hub.core.model import Attempt, DeliveryState, QueuedSet, QueueStats, RemediationReceipt, SetTrace
 from hub.store import redis_queue_scripts as queue_lua
 from hub.store import redis_scripts as lua
-from hub.store.redis_engine import RedisEngine, ScriptCall, guarded
+from hub.store.redis_engine import Command, RedisEngine, ScriptCall, guarded
 from hub.store.redis_keys import member, parse_member
 
 READ_BATCH = 1000  # keys per pipeline round trip
+RECEIPTS_KEPT_PER_SET = 100  # a receiver reporting in a loop cannot grow one SET's trace
 
 # One SET as the enqueue script takes it, after its stream id: jti, member, jwt, type, txn,
 # has_txn, control, queued_at, order. Ingest keeps these rows in its receipt to replay them.
@@ -102,51 +103,56 @@ class RedisQueue(RedisEngine):
         The shared entries that lead to them (pending-streams, the trace index) are added
         first, so a crash leaves them dangling rather than missing; pending-streams is
         added again afterwards because a reader may have found the queue empty and dropped
-        it in between (``streams_with_pending``). Entries for streams that turned out to
-        be gone are removed at the end: a deleted stream id never comes back.
+        it in between (``streams_with_pending``). On one Redis the three stages are one
+        pipeline, so one round trip. Entries for streams that turned out to be gone are
+        removed at the end: a deleted stream id never comes back.
         """
         if not rows:
             return
         by_stream: dict[str, list[Sequence[str]]] = {}
         for stream_id, row in rows:
             by_stream.setdefault(stream_id, []).append(row)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(self.keys.pending_streams, *by_stream)
-            for stream_id, row in rows:
-                self._trace_entries(pipe, stream_id, row, add=True)
-            await pipe.execute()
         calls: list[ScriptCall] = [
             (queue_lua.ENQUEUE, self._enqueue_keys(sid), [self.keys.stream_slot(sid), *_flat(stream_rows)])
             for sid, stream_rows in by_stream.items()
         ]
-        results = await self._scripts_each(calls)
-        queued = [sid for sid, n in zip(by_stream, results, strict=True) if int(n) > 0]
+        again = Command(("SADD", self.keys.pending_streams, *by_stream))
+        results = await self._bracketed(self._index_calls(list(by_stream), rows), calls, [again])
         gone = [sid for sid, n in zip(by_stream, results, strict=True) if int(n) < 0]
-        async with self.client.pipeline(transaction=True) as pipe:
-            if queued:
-                pipe.sadd(self.keys.pending_streams, *queued)
-            if gone:
+        if gone:
+            async with self.client.pipeline(transaction=True) as pipe:
                 pipe.srem(self.keys.pending_streams, *gone)
-            for stream_id in gone:
-                for row in by_stream[stream_id]:
-                    self._trace_entries(pipe, stream_id, row, add=False)
-            await pipe.execute()
+                for stream_id in gone:
+                    for row in by_stream[stream_id]:
+                        jti, filed, txn, has_txn = row[0], row[1], row[4], row[5] == "1"
+                        pipe.zrem(self.keys.trace_jti(jti), stream_id)
+                        if has_txn:
+                            pipe.zrem(self.keys.trace_txn(txn), filed)
+                await pipe.execute()
 
     def _enqueue_keys(self, stream_id: str) -> list[str]:
         k = self.keys
         sid = stream_id
         return [k.stream(sid), k.stream_seq(sid), k.queue(sid), k.control(sid), k.sets(sid)]
 
-    def _trace_entries(self, pipe: Any, stream_id: str, row: Sequence[str], *, add: bool) -> None:
-        jti, filed, txn, has_txn, queued_at = row[0], row[1], row[4], row[5] == "1", float(row[7])
-        if add:  # NX: an entry already there (a replay) keeps its score
-            pipe.zadd(self.keys.trace_jti(jti), {stream_id: queued_at}, nx=True)
-            if has_txn:
-                pipe.zadd(self.keys.trace_txn(txn), {filed: queued_at}, nx=True)
-        else:
-            pipe.zrem(self.keys.trace_jti(jti), stream_id)
-            if has_txn:
-                pipe.zrem(self.keys.trace_txn(txn), filed)
+    def _index_calls(
+        self, stream_ids: list[str], rows: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[ScriptCall]:
+        """INDEX_QUEUED calls (all keys in ``{hub}``) for pending-streams and the trace
+        entries of ``rows``, a bounded number of keys each."""
+        calls: list[ScriptCall] = []
+        for start in range(0, len(rows), READ_BATCH):
+            keys, entries = [self.keys.pending_streams], []
+            for stream_id, row in rows[start : start + READ_BATCH]:
+                jti, filed, txn, has_txn, queued_at = row[0], row[1], row[4], row[5] == "1", row[7]
+                keys.append(self.keys.trace_jti(jti))
+                entries += [stream_id, queued_at]
+                if has_txn:
+                    keys.append(self.keys.trace_txn(txn))
+                    entries += [filed, queued_at]
+            ids = stream_ids if start == 0 else []
+            calls.append((queue_lua.INDEX_QUEUED, keys, [len(ids), *ids, *entries]))
+        return calls
 
     @guarded
     async def pending(self, stream_id: str, limit: int, *, control_only: bool = False) -> list[QueuedSet]:
@@ -276,12 +282,23 @@ class RedisQueue(RedisEngine):
                 for sid, jti in batch:
                     pipe.hgetall(self.keys.set(sid, jti))
                     pipe.lrange(self.keys.attempts(sid, jti), 0, -1)
+                    pipe.lrange(self.keys.remediation(sid, jti), 0, -1)
                 replies = await pipe.execute()
-            for (sid, jti), fields, attempts in zip(batch, replies[::2], replies[1::2], strict=True):
+            for (sid, jti), fields, attempts, receipts in zip(
+                batch, replies[::3], replies[1::3], replies[2::3], strict=True
+            ):
                 by_txn_only = wanted[sid, jti]
                 if fields and not (by_txn_only and fields.get("txn") != ident):
-                    found.append((_order(fields), _trace(sid, jti, fields, attempts)))
+                    found.append((_order(fields), _trace(sid, jti, fields, attempts, receipts)))
         return [trace for _, trace in sorted(found, key=lambda pair: pair[0])]
+
+    @guarded
+    async def record_receipts(self, stream_id: str, receipts: Sequence[RemediationReceipt]) -> int:
+        if not receipts:
+            return 0
+        pairs = [v for r in receipts for v in (r.jti, dumps([r.action, r.count, r.at, r.received_at]))]
+        args = [self.keys.stream_slot(stream_id), RECEIPTS_KEPT_PER_SET, *pairs]
+        return int(await self._script(queue_lua.RECORD_RECEIPTS, [self.keys.stream(stream_id)], args))
 
     @guarded
     async def get_health(self, stream_id: str) -> DeliveryHealth:
@@ -313,7 +330,9 @@ def _order(fields: dict[str, Any]) -> tuple[float, str, int]:
     return float(fields["queued_at"]), fields.get("order", ""), int(fields.get("seq", 0))
 
 
-def _trace(stream_id: str, jti: str, fields: dict[str, Any], attempts: list[str]) -> SetTrace:
+def _trace(
+    stream_id: str, jti: str, fields: dict[str, Any], attempts: list[str], receipts: list[str]
+) -> SetTrace:
     done_at = fields.get("done_at")
     return SetTrace(
         stream_id=stream_id,
@@ -325,4 +344,5 @@ def _trace(stream_id: str, jti: str, fields: dict[str, Any], attempts: list[str]
         done_at=None if done_at is None else float(done_at),
         attempts=tuple(_attempt(stream_id, jti, text) for text in attempts),
         last_error=fields.get("last_error"),
+        receipts=tuple(RemediationReceipt(stream_id, jti, *json.loads(text)) for text in receipts),
     )

@@ -31,6 +31,20 @@ end
 return added
 """
 
+# KEYS: pending-streams, then one trace index key per entry (``{hub}``: one slot). ARGV: n,
+# n stream ids for pending-streams, then member and score per trace key, in KEYS' order.
+# The shared entries that lead to queued SETs, written before the SETs themselves (NX: an
+# entry already there, from a replay, keeps its score).
+INDEX_QUEUED = """
+local n = tonumber(ARGV[1])
+for j = 2, n + 1, 1000 do redis.call('SADD', KEYS[1], unpack(ARGV, j, math.min(j + 999, n + 1))) end
+for i = 2, #KEYS do
+  local a = n + 2 * i - 2
+  redis.call('ZADD', KEYS[i], 'NX', ARGV[a + 1], ARGV[a])
+end
+return 1
+"""
+
 # KEYS: queue (or control). ARGV: S, limit. Returns 8 values per SET (jti first).
 PENDING = """
 local limit = tonumber(ARGV[2])
@@ -122,6 +136,22 @@ redis.call('RPUSH', KEYS[2], ARGV[4])
 return 1
 """
 
+# KEYS: stream (it routes the call to the stream's slot S). ARGV: S, cap, then pairs (jti, receipt JSON).
+# Keeps each receipt whose SET the stream holds (pending or finished), at most ``cap`` per
+# SET (the newest); returns how many were kept.
+RECORD_RECEIPTS = """
+local kept = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('EXISTS', ARGV[1] .. 'set:' .. ARGV[i]) == 1 then
+    local key = ARGV[1] .. 'remediation:' .. ARGV[i]
+    redis.call('RPUSH', key, ARGV[i + 1])
+    redis.call('LTRIM', key, -tonumber(ARGV[2]), -1)
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
 # KEYS: stream, finished, sets, queue. ARGV: S, before, batch size.
 # Forgets up to one batch of the stream's SETs that finished before ``before``; the caller
 # loops while a full batch comes back. Returns {stream exists, queue depth, then 3 values
@@ -136,7 +166,7 @@ for _, jti in ipairs(jtis) do
   out[#out + 1] = jti
   out[#out + 1] = f[1] or ''
   out[#out + 1] = f[2] or ''
-  redis.call('DEL', set_key, ARGV[1] .. 'attempts:' .. jti)
+  redis.call('DEL', set_key, ARGV[1] .. 'attempts:' .. jti, ARGV[1] .. 'remediation:' .. jti)
   redis.call('ZREM', KEYS[3], jti)
   redis.call('ZREM', KEYS[2], jti)
 end

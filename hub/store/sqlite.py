@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.core.model import AuditRecord, Stream, SubjectEntry
+from hub.store.sealing import open_stream, seal_stream
 from hub.store.sqlite_engine import dumps, in_batches
 from hub.store.sqlite_ingest import SQLiteIngest
 from hub.store.sqlite_upstreams import SQLiteUpstreams
@@ -30,15 +31,26 @@ def _subject(row: Sequence[Any]) -> SubjectEntry:
 class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
     """The :class:`~hub.store.base.Store` on one SQLite file.
 
-    Stream records read are kept decoded (a read was a third of a poll request's time). That
-    is safe because one process owns the file (DESIGN.md) and every write of a stream goes
-    through this object; a read that raced a write is not kept (``_stream_writes``).
+    Stream records read are kept decoded (a read was a third of a poll request's time). Every
+    write of a stream in this process goes through this object, and a read that raced a write
+    is not kept (``_stream_writes``). With several hub processes on the file (``serve
+    --processes``), each write is also handed to :attr:`stream_changed`, which tells the other
+    processes to :meth:`forget_stream` it (:mod:`hub.delivery.wakeup_local`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stream_cache: dict[str, Stream] = {}
         self._stream_writes = 0  # bumped before and after each stream write
+        self.stream_changed: Callable[[str], None] | None = None
+
+    def forget_stream(self, stream_id: str | None) -> None:
+        """Drop a cached record another process changed (``None``: every record)."""
+        if stream_id is None:
+            self._stream_cache.clear()
+        else:
+            self._stream_cache.pop(stream_id, None)
+        self._stream_writes += 1  # a read in flight may hold the old row: do not keep it
 
     async def _write_stream(self, stream_id: str, sql: str, params: Sequence[object]) -> int:
         # Forget before (no reader gets the old record from the cache) and after (a read that
@@ -50,6 +62,8 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
         finally:
             self._stream_cache.pop(stream_id, None)
             self._stream_writes += 1
+            if self.stream_changed is not None:
+                self.stream_changed(stream_id)
 
     def _remember_streams(self, streams: Iterable[Stream], writes_before: int) -> None:
         if self._stream_writes != writes_before:
@@ -76,7 +90,7 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
         rows = await self._quick_fetch("SELECT record FROM streams WHERE stream_id = ?", (stream_id,))
         if not rows:
             return None
-        stream = Stream.from_record(json.loads(rows[0][0]))
+        stream = self._stream(rows[0][0])
         self._remember_streams([stream], writes_before)
         return stream
 
@@ -95,7 +109,7 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
                 "SELECT record FROM streams WHERE stream_id IN ({marks})",
             )
             rows = await self._quick_read(lambda c: [r for cur in in_batches(c, sql, missing) for r in cur])
-            streams = [Stream.from_record(json.loads(row[0])) for row in rows]
+            streams = [self._stream(row[0]) for row in rows]
             self._remember_streams(streams, writes_before)
             found.update((stream.stream_id, stream) for stream in streams)
         return found
@@ -106,7 +120,10 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
         else:
             sql = "SELECT record FROM streams WHERE owner = ? ORDER BY created_at, stream_id"
             rows = await self._fetch(sql, (owner,))
-        return [Stream.from_record(json.loads(row[0])) for row in rows]
+        return [self._stream(row[0]) for row in rows]
+
+    def _stream(self, text: str) -> Stream:
+        return Stream.from_record(open_stream(json.loads(text), self.sealer))
 
     async def save_stream(self, stream: Stream) -> None:
         # An UPDATE of a stream deleted meanwhile changes nothing: a save never resurrects one.
@@ -116,10 +133,9 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
             (*self._stream_columns(stream), stream.stream_id),
         )
 
-    @staticmethod
-    def _stream_columns(stream: Stream) -> tuple[object, ...]:
+    def _stream_columns(self, stream: Stream) -> tuple[object, ...]:
         """owner, subject_mode, created_at and record: the columns kept in sync with the record."""
-        mode, record = stream.subject_mode.value, dumps(stream.to_record())
+        mode, record = stream.subject_mode.value, dumps(seal_stream(stream.to_record(), self.sealer))
         return (stream.owner, mode, stream.created_at, record)
 
     async def delete_stream(self, stream_id: str) -> bool:
@@ -199,11 +215,33 @@ class SQLiteStore(SQLiteIngest, SQLiteUpstreams):
             (record.at, record.kind, record.stream_id, dumps(record.detail)),
         )
 
-    async def list_audit(self, stream_id: str | None = None, limit: int = 100) -> list[AuditRecord]:
-        if stream_id is None:
-            sql = "SELECT at, kind, stream_id, detail FROM audit ORDER BY id DESC LIMIT ?"
-            rows = await self._fetch(sql, (max(limit, 0),))
-        else:
-            sql = "SELECT at, kind, stream_id, detail FROM audit WHERE stream_id = ? ORDER BY id DESC LIMIT ?"
-            rows = await self._fetch(sql, (stream_id, max(limit, 0)))
+    async def list_audit(
+        self,
+        stream_id: str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+        txn: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditRecord]:
+        conditions: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("stream_id", stream_id),
+            ("json_extract(detail, '$.txn')", txn),
+            ("json_extract(detail, '$.actor')", actor),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            conditions.append("at >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        # Only fixed column expressions are formatted in; every value is a bound parameter.
+        sql = f"SELECT at, kind, stream_id, detail FROM audit {where}ORDER BY id DESC LIMIT ?"  # noqa: S608
+        rows = await self._fetch(sql, (*params, max(limit, 0)))
         return [AuditRecord(at=r[0], kind=r[1], stream_id=r[2], detail=json.loads(r[3])) for r in rows]
+
+    async def prune_audit(self, before: float) -> int:
+        return await self._change("DELETE FROM audit WHERE at < ?", (before,))

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hub.core.health import DeliveryHealth
-from hub.core.model import Attempt, DeliveryState, QueuedSet, QueueStats, SetTrace
+from hub.core.model import Attempt, DeliveryState, QueuedSet, QueueStats, RemediationReceipt, SetTrace
 from hub.store.sqlite_engine import SQLiteEngine, dumps, in_batches
 
 _QUEUE_COLUMNS = "stream_id, jti, set_jwt, event_type, txn, control, queued_at, attempts, next_attempt_at"
@@ -24,7 +24,7 @@ _PENDING = (
     "WHERE stream_id = ? AND state = 'pending' {control} ORDER BY seq LIMIT ?"
 )
 _TRACE = (
-    "SELECT stream_id, jti, txn, event_type, state, queued_at, done_at, last_error FROM queue "
+    "SELECT seq, stream_id, jti, txn, event_type, state, queued_at, done_at, last_error FROM queue "
     "WHERE jti = ?1 OR txn = ?1 ORDER BY seq"
 )
 _INSERT_ATTEMPT = (
@@ -130,7 +130,7 @@ class SQLiteQueue(SQLiteEngine):
         def tx(conn: sqlite3.Connection) -> list[SetTrace]:
             out = []
             for row in conn.execute(_TRACE, (ident,)).fetchall():
-                stream_id, jti, txn, event_type, state, queued_at, done_at, last_error = row
+                seq, stream_id, jti, txn, event_type, state, queued_at, done_at, last_error = row
                 attempts = tuple(
                     Attempt(stream_id, jti, *rest)
                     for rest in conn.execute(
@@ -150,11 +150,34 @@ class SQLiteQueue(SQLiteEngine):
                         done_at,
                         attempts,
                         last_error,
+                        tuple(
+                            RemediationReceipt(stream_id, jti, *rest)
+                            for rest in conn.execute(
+                                "SELECT action, count, at, received_at FROM remediation "
+                                "WHERE seq = ? ORDER BY id",
+                                (seq,),
+                            ).fetchall()
+                        ),
                     )
                 )
             return out
 
         return await self._call(tx, write=False)
+
+    async def record_receipts(self, stream_id: str, receipts: Sequence[RemediationReceipt]) -> int:
+        rows = [(r.action, r.count, r.at, r.received_at, stream_id, r.jti) for r in receipts]
+
+        def tx(conn: sqlite3.Connection) -> int:
+            kept = 0
+            for row in rows:
+                kept += conn.execute(
+                    "INSERT INTO remediation (seq, action, count, at, received_at) "
+                    "SELECT seq, ?1, ?2, ?3, ?4 FROM queue WHERE stream_id = ?5 AND jti = ?6",
+                    row,
+                ).rowcount
+            return kept
+
+        return await self._call(tx, write=True)
 
     async def get_health(self, stream_id: str) -> DeliveryHealth:
         rows = await self._quick_fetch("SELECT record FROM health WHERE stream_id = ?", (stream_id,))

@@ -8,19 +8,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub.core.upstreams import Upstream, UpstreamState
+from hub.store.sealing import open_upstream, seal_upstream
 from hub.store.sqlite_engine import SQLiteEngine, dumps
 
 
-def _upstream(row: Sequence[Any]) -> Upstream:
-    return Upstream.from_records(json.loads(row[0]), json.loads(row[1]))
-
-
 class SQLiteUpstreams(SQLiteEngine):
+    def _upstream(self, row: Sequence[Any]) -> Upstream:
+        return Upstream.from_records(open_upstream(json.loads(row[0]), self.sealer), json.loads(row[1]))
+
     async def add_upstream(self, upstream: Upstream) -> bool:
         row = (
             upstream.upstream_id,
             upstream.created_at,
-            dumps(upstream.config_record()),
+            dumps(seal_upstream(upstream.config_record(), self.sealer)),
             dumps(upstream.state.to_record()),
         )
 
@@ -35,11 +35,11 @@ class SQLiteUpstreams(SQLiteEngine):
 
     async def get_upstream(self, upstream_id: str) -> Upstream | None:
         rows = await self._fetch("SELECT config, state FROM upstreams WHERE upstream_id = ?", (upstream_id,))
-        return _upstream(rows[0]) if rows else None
+        return self._upstream(rows[0]) if rows else None
 
     async def list_upstreams(self) -> list[Upstream]:
         rows = await self._fetch("SELECT config, state FROM upstreams ORDER BY created_at, upstream_id")
-        return [_upstream(row) for row in rows]
+        return [self._upstream(row) for row in rows]
 
     async def remove_upstream(self, upstream_id: str) -> bool:
         return await self._change("DELETE FROM upstreams WHERE upstream_id = ?", (upstream_id,)) > 0

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from hub.core.events import CATALOGUE
+from hub.core.upstream_compat import revocation_events
 from hub.core.upstreams import UPSTREAM_ID, ClientCredentials, Upstream, parse_upstream
 from hub.errors import Conflict, InvalidRequest, NotFound
 from hub.store.base import Store
@@ -17,9 +17,10 @@ MAX_NAME_TRIES = 100
 
 
 def default_events() -> tuple[str, ...]:
-    """What an upstream is asked for unless the operator says otherwise: every CAEP and RISC
-    event the hub can route."""
-    return CATALOGUE.deliverable_uris()
+    """What an upstream is asked for unless the operator says otherwise: the revocation-relevant
+    CAEP and RISC events (:data:`~hub.core.upstream_compat.REVOCATION_EVENT_NAMES`); the link
+    keeps those the transmitter lists in ``events_supported``."""
+    return revocation_events()
 
 
 async def add_upstream(store: Store, body: Any, *, now: float) -> Upstream:

@@ -27,7 +27,8 @@ class VerificationTimeout(UpstreamError):
 def describe(exc: BaseException) -> str:
     """One line for the upstream's ``last_error``."""
     if isinstance(exc, TransmitterError):
-        return f"{exc.url or 'transmitter'} answered {exc.status} {exc.err or ''} {exc.description}".strip()
+        parts = (exc.url or "transmitter", "answered", str(exc.status), exc.err, exc.description)
+        return " ".join(p for p in parts if p)
     if isinstance(exc, HubError):
         return exc.description
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

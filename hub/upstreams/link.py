@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from hub.core.upstreams import DeliveryMode, Health, Upstream, UpstreamState, backoff_delay
+from hub import logs
+from hub.core.upstreams import DeliveryMode, Health, Upstream, backoff_delay, choose_delivery
 from hub.errors import HubError
 from hub.store.base import Store
 from hub.upstreams.credentials import token_source
@@ -39,7 +40,10 @@ from hub.upstreams.errors import (
     raise_if_poll_ended,
 )
 from hub.upstreams.feed import IngestSink, UpstreamFeed
-from receivers.client import StreamClient, StreamConfig, poll_delivery, push_delivery
+from hub.upstreams.peer import UpstreamClient, discover
+from hub.upstreams.record import LinkRecord
+from hub.upstreams.writes import PushToken, StreamReplaced, StreamWrites
+from receivers.client import StreamClient, StreamConfig
 from receivers.errors import ReceiverError, TransmitterError
 from receivers.events import STREAM_UPDATED, VERIFICATION
 from receivers.poll import PollConsumer
@@ -49,7 +53,6 @@ log = logging.getLogger("hub.upstreams")
 MintIngestToken = Callable[[str, int], str]  # (sub, ttl seconds) -> a token holding ssf.ingest
 TrustIssuer = Callable[[str, str], Awaitable[None]]  # (iss, jwks_uri)
 MAX_ECHOED = 100  # verification states kept per attempt; more would be a flood, not an answer
-EVENT_SAVE_INTERVAL = 1.0  # last_event_at reaches the store at most this often per upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class LinkPolicy:
     poll_max_events: int = 100
 
 
-class UpstreamLink:
+class UpstreamLink(LinkRecord):
     def __init__(
         self,
         upstream: Upstream,
@@ -78,27 +81,21 @@ class UpstreamLink:
         mint_ingest_token: MintIngestToken,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.upstream = upstream
-        self.state = upstream.state
-        self.store = store
+        super().__init__(upstream, store=store, clock=clock)
         self.http = http
         self.policy = policy
         self.sink = sink
         self.trust_issuer = trust_issuer
         self.mint_ingest_token = mint_ingest_token
-        self.clock = clock
-        self.client: StreamClient | None = None
+        self.client: UpstreamClient | None = None
+        self.mode: DeliveryMode = upstream.delivery or DeliveryMode.POLL  # set from metadata at connect
+        self.writes: StreamWrites | None = None
+        self.renewal = upstream.compatibility.renewal  # recreate, once a renewal was ignored
         # Verification states echoed back. A pushed event can arrive before the request that
         # asked for it has returned, so arrivals are kept, not matched against a pending ask.
         self._echoed: set[str] = set()
         self._echo = asyncio.Event()
-        self._event_save: asyncio.Task[None] | None = None  # held: a loose task may be collected
         self._wake = asyncio.Event()
-        self._event_saved_at = 0.0
-
-    @property
-    def upstream_id(self) -> str:
-        return self.upstream.upstream_id
 
     # -- the loop ------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -117,6 +114,19 @@ class UpstreamLink:
     async def _attempt(self) -> None:
         try:
             await self._connect_and_follow()
+        except StreamReplaced as replaced:
+            if self.writes is not None:
+                self.renewal = self.writes.renewal  # what worked is used from the start next time
+            # Not a failure: the link verifies the new stream at once (issue #15).
+            await self._save(
+                replace(
+                    self.state,
+                    stream_id=replaced.stream.stream_id,
+                    ingest_token_expires_at=replaced.expires_at,
+                    remote_status=None,
+                    verified_at=None,
+                )
+            )
         except StreamGone:
             # Counted as a failure, so a transmitter that keeps losing streams is not asked
             # for a new one in a tight loop.
@@ -131,21 +141,44 @@ class UpstreamLink:
             log.exception("upstream %s: unexpected error", self.upstream_id)
             await self._failed(exc)
 
-    async def _failed(self, exc: BaseException) -> None:
-        error = describe(exc)
-        log.warning("upstream %s failed: %s", self.upstream_id, error)
-        await self._save(self.state.failed(error, self.clock()))
-
     async def _connect_and_follow(self) -> None:
         source = token_source(self.upstream.token_source, http=self.http)
-        client = await StreamClient.discover(
-            self.upstream.issuer_hint, http=self.http, auth=source, allow_http=self.policy.allow_http
-        )
+        client = await discover(self.upstream, http=self.http, auth=source, allow_http=self.policy.allow_http)
         self.client = client
         metadata = client.metadata
+        self.mode = choose_delivery(self.upstream.delivery, metadata.delivery_methods_supported)
+        self.writes = writes = StreamWrites(
+            self.upstream,
+            client,
+            mode=self.mode,
+            push=PushToken(
+                mint=lambda: self.mint_ingest_token(
+                    f"upstream:{self.upstream_id}", self.policy.ingest_token_ttl
+                ),
+                ttl=self.policy.ingest_token_ttl,
+                ingest_url=self.policy.ingest_url,
+            ),
+            clock=self.clock,
+            adapt=self._adapt,
+            renewal=self.renewal,
+        )
+        expected = self.upstream.compatibility.expected_issuer
+        if expected is not None:
+            writes.used("expected_issuer", issuer=metadata.issuer, served_from=self.upstream.issuer_hint)
+        if self.upstream.delivery is None and self.state.delivery != self.mode.value:
+            logs.event(
+                log,
+                logging.INFO,
+                "upstream_delivery_chosen",
+                upstream_id=self.upstream_id,
+                delivery=self.mode.value,
+                methods_supported=list(metadata.delivery_methods_supported),
+            )
         await self.trust_issuer(metadata.issuer, metadata.jwks_uri)
-        await self._save(replace(self.state, issuer=metadata.issuer, jwks_uri=metadata.jwks_uri))
-        stream = await self._ensure_stream(client)
+        await self._save(
+            replace(self.state, issuer=metadata.issuer, jwks_uri=metadata.jwks_uri, delivery=self.mode.value)
+        )
+        stream = await self._ensure_stream(client, writes)
         await self._save(
             replace(
                 self.state,
@@ -157,11 +190,10 @@ class UpstreamLink:
         if self.policy.audience not in stream.aud:  # kept: retries must not make more streams
             raise AudienceMismatch(
                 f"stream {stream.stream_id} is for aud {list(stream.aud)}; ingest accepts only SETs whose "
-                f"aud names {self.policy.audience}: fix the hub's client at the transmitter"
+                f"aud names {self.policy.audience}: fix the hub's client at the transmitter, or send "
+                f"aud when creating the stream (compatibility create_fields)"
             )
-        consumer = (
-            self._poll_consumer(client, stream) if self.upstream.delivery is DeliveryMode.POLL else None
-        )
+        consumer = self._poll_consumer(client, stream) if self.mode is DeliveryMode.POLL else None
         polling = asyncio.create_task(consumer.run()) if consumer is not None else None
         try:
             await self._verify(client, stream, polling)
@@ -182,7 +214,7 @@ class UpstreamLink:
                 await _stop(consumer, polling)
 
     # -- steps ---------------------------------------------------------------------------------------
-    async def _ensure_stream(self, client: StreamClient) -> StreamConfig:
+    async def _ensure_stream(self, client: StreamClient, writes: StreamWrites) -> StreamConfig:
         if self.state.stream_id is not None:
             try:
                 stream = await client.get_stream(self.state.stream_id)
@@ -190,40 +222,20 @@ class UpstreamLink:
                 if exc.status != 404:
                     raise
             else:
-                return await self._renew_push_token(
-                    client, stream, force=self.state.ingest_token_expires_at is None
-                )
-        delivery, expires_at = self._delivery()
-        stream = await client.create_stream(
-            events_requested=list(self.upstream.events_requested),
-            delivery=delivery,
-            description=f"ssf-hub upstream {self.upstream_id}",
-        )
+                return await self._renew_push_token(stream, force=self.state.ingest_token_expires_at is None)
+        stream, expires_at = await writes.create()
         self.state = replace(self.state, ingest_token_expires_at=expires_at)
-        log.info(
-            "upstream %s: created stream %s (%s)", self.upstream_id, stream.stream_id, self.upstream.delivery
-        )
+        log.info("upstream %s: created stream %s (%s)", self.upstream_id, stream.stream_id, self.mode)
         return stream
 
-    def _delivery(self) -> tuple[dict[str, Any], float | None]:
-        """The delivery object to ask for, and when its push token expires."""
-        if self.upstream.delivery is DeliveryMode.POLL:
-            return poll_delivery(), None
-        ttl = self.policy.ingest_token_ttl
-        token = self.mint_ingest_token(f"upstream:{self.upstream_id}", ttl)
-        return push_delivery(self.policy.ingest_url, f"Bearer {token}"), self.clock() + ttl
-
-    async def _renew_push_token(
-        self, client: StreamClient, stream: StreamConfig, *, force: bool
-    ) -> StreamConfig:
+    async def _renew_push_token(self, stream: StreamConfig, *, force: bool) -> StreamConfig:
         """Give a push stream a fresh ingest token once two thirds of the old one's life is gone."""
-        if self.upstream.delivery is not DeliveryMode.PUSH:
+        if self.mode is not DeliveryMode.PUSH or self.writes is None:
             return stream
         expires = self.state.ingest_token_expires_at
         if not force and expires is not None and expires - self.clock() > self.policy.ingest_token_ttl / 3:
             return stream
-        delivery, expires_at = self._delivery()
-        updated = await client.update_stream(stream.stream_id, delivery=delivery)
+        updated, expires_at = await self.writes.renew(stream)
         await self._save(replace(self.state, ingest_token_expires_at=expires_at))
         return updated
 
@@ -298,18 +310,23 @@ class UpstreamLink:
             raise
         if status.status != "enabled":
             # The hub wants its events; a receiver may enable its own stream (R-STATUS-3).
-            status = await client.set_status(
-                stream.stream_id, "enabled", reason="ssf-hub re-enabled its subscription"
-            )
-        await self._save(replace(self.state, remote_status=status.status, remote_status_reason=status.reason))
-        return await self._renew_push_token(client, stream, force=False)
+            try:
+                status = await client.set_status(
+                    stream.stream_id, "enabled", reason="ssf-hub re-enabled its subscription"
+                )
+            except TransmitterError as exc:
+                if exc.status == 404:
+                    raise StreamGone(stream.stream_id) from exc
+                if exc.status != 202:  # 202: the transmitter has not decided yet (R-STATUS-3)
+                    await self._reenable_refused(stream, status.status, status.reason, exc)
+                return await self._renew_push_token(stream, force=False)
+        state = replace(self.state, remote_status=status.status, remote_status_reason=status.reason)
+        if state.health is Health.DEGRADED:  # enabled again: the refusal is over
+            state = replace(state, health=Health.HEALTHY, last_error=None)
+        await self._save(state)
+        return await self._renew_push_token(stream, force=False)
 
     # -- events about this subscription (poll feed, or ingest for push) ------------------------------------
-    def owns(self, iss: str, stream_id: str | None) -> bool:
-        if self.state.issuer is None or self.state.issuer.rstrip("/") != iss.rstrip("/"):
-            return False
-        return stream_id is None or stream_id == self.state.stream_id
-
     async def control_event(self, event_type: str, payload: Mapping[str, Any]) -> None:
         """A verified verification or stream-updated event for this link's stream."""
         if event_type == VERIFICATION:
@@ -330,24 +347,6 @@ class UpstreamLink:
             if status != "enabled":
                 self._wake.set()  # ask for it back now, not at the next check
 
-    def set_refused(self, error: str) -> None:
-        """A polled SET was refused (reported in setErrs): an error to show, not a broken link."""
-        self.state = replace(self.state, last_error=error, last_error_at=self.clock())
-
-    def event_seen(self) -> None:
-        """An event from this upstream arrived; its time reaches the store within a second."""
-        now = self.clock()
-        self.state = replace(self.state, last_event_at=now)
-        if self._event_save is None:
-            delay = max(0.0, self._event_saved_at + EVENT_SAVE_INTERVAL - now)
-            self._event_save = asyncio.get_running_loop().create_task(self._save_event_time(delay))
-
-    async def _save_event_time(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._event_save = None
-        self._event_saved_at = self.clock()
-        await self._save(self.state)
-
     # -- removal --------------------------------------------------------------------------------------------
     async def delete_remote_stream(self) -> None:
         """Best effort, when the operator removed the upstream: the stream there is not ours any more."""
@@ -362,13 +361,6 @@ class UpstreamLink:
                 self.state.stream_id,
                 describe(exc),
             )
-
-    async def _save(self, state: UpstreamState) -> None:
-        self.state = state
-        try:
-            await self.store.save_upstream_state(self.upstream_id, state)
-        except HubError as exc:  # the store is down; the state is saved again at the next change
-            log.warning("upstream %s: state not saved: %s", self.upstream_id, exc.description)
 
 
 async def _stop(consumer: PollConsumer | None, polling: asyncio.Task[None]) -> None:

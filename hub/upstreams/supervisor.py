@@ -14,14 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from hub.core.dialects import InboundSet
 from hub.core.upstreams import Upstream
 from hub.errors import HubError
-from hub.store.base import Store
+from hub.store.base import Store, lease_holder
 from hub.upstreams.feed import CONTROL_EVENTS
 from hub.upstreams.link import UpstreamLink
 
@@ -57,7 +56,7 @@ class UpstreamSupervisor:
         self.reload_interval = reload_interval
         self.lease_ttl = lease_ttl
         self.clock = clock
-        self.holder = holder or uuid.uuid4().hex
+        self.holder = holder or lease_holder()
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -87,9 +86,10 @@ class UpstreamSupervisor:
     # -- stream-control events pushed to /ssf/ingest -------------------------------------------------------
     async def control_event(self, inbound: InboundSet) -> None:
         """Ingest's control listener: a verified verification or stream-updated SET pushed to the
-        hub goes to the link whose stream it names (R-VERIFY-4: ``sub_id`` is the stream)."""
+        hub goes to the link whose stream it names (R-VERIFY-4: ``sub_id`` is the stream), or,
+        naming no subject (SSE ID1, AMB-7), to the links of its issuer."""
         stream_id = inbound.subject.get("id")
-        if not isinstance(stream_id, str):
+        if inbound.subject and not isinstance(stream_id, str):
             return
         for running in list(self._running.values()):
             link = running.link

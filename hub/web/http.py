@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hub.access import Principal, TokenValidator, require_scope
-from hub.errors import HubError, InvalidRequest, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable
+from hub import logs, metrics
+from hub.auth.tokens import Principal, TokenValidator, require_scope
+from hub.core.inputs import decode_json
+from hub.core.model import AuditRecord
+from hub.errors import (
+    HubError,
+    InvalidRequest,
+    PayloadTooLarge,
+    StoreUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
+from hub.runtime.context import HubContext
 from hub.store.outages import OUTAGE_RETRY_AFTER, describe_outage
 
 log = logging.getLogger("hub.web")
@@ -37,15 +49,20 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True) 
         if required:
             raise InvalidRequest("a JSON request body is required")
         return {}
-    try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise InvalidRequest(f"the request body is not valid JSON ({type(exc).__name__})") from None
+    return decode_json(bytes(body))
 
 
-def _refuse_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259) though Python's parser accepts them.
-    raise ValueError(f"{name} is not valid JSON")
+def hub_of(request: Request) -> HubContext:
+    ctx: HubContext = request.app.state.hub
+    return ctx
+
+
+async def audit(
+    hub: HubContext, kind: str, actor: Principal, stream_id: str | None = None, **detail: Any
+) -> None:
+    """A durable audit record of an admin action, naming who made it (GET /ssf/admin/audit)."""
+    record = AuditRecord(hub.transmitter.clock(), kind, stream_id, {"actor": actor.sub, **detail})
+    await hub.store.append_audit(record)
 
 
 async def authorize(request: Request, *scopes: str) -> Principal:
@@ -77,20 +94,63 @@ def error_response(exc: HubError) -> JSONResponse:
     return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers)
 
 
+class StoreOutage:
+    """One log line when the store becomes unavailable, one when it answers again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, reason: str) -> None:
+        metrics.STORE_OUTAGES.inc()
+        if self.since is None:
+            self.since = time.monotonic()
+            logs.event(log, logging.ERROR, "store_unavailable", reason=reason)
+
+    def answered(self) -> None:
+        if self.since is not None:
+            logs.event(
+                log, logging.WARNING, "store_recovered", after_s=round(time.monotonic() - self.since, 1)
+            )
+            self.since = None
+
+
+STORE_OUTAGE = StoreOutage()
+
+
 def log_refusal(request: Request, exc: HubError) -> None:
     # Status and err only: descriptions may echo input, and tokens or SETs never belong in logs.
+    metrics.REQUESTS_REFUSED.labels(str(exc.status_code), exc.err).inc()
     log.info("refused %s %s: %s %s", request.method, request.url.path, exc.status_code, exc.err)
 
 
 async def handle_hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
+    if isinstance(exc, StoreUnavailable):
+        STORE_OUTAGE.failed(_cause(exc))
     log_refusal(request, exc)
     return error_response(exc)
 
 
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return describe_outage(cause) if cause is not None else str(exc)
+
+
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away mid-request (or was cut for sending too slowly): nobody to answer.
+    log.debug("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
+async def handle_nesting(request: Request, exc: Exception) -> Response:
+    log.warning("nested input past the decoders on %s %s", request.method, request.url.path)
+    return await handle_hub_error(request, InvalidRequest("the request nests too deeply"))
+
+
 async def handle_store_outage(request: Request, exc: Exception) -> Response:
     # The store (Redis) is unreachable: fail fast and say when to come back, not a 500.
-    log.warning("store unreachable on %s %s: %s", request.method, request.url.path, describe_outage(exc))
+    STORE_OUTAGE.failed(describe_outage(exc))
+    log_refusal(request, Unavailable("store unreachable"))
     return error_response(
         Unavailable("the hub's store is unreachable; retry shortly", retry_after=OUTAGE_RETRY_AFTER)
     )

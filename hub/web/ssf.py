@@ -1,6 +1,6 @@
 """SSF 1.0 receiver-facing endpoints: streams, status, subjects, verification, poll.
 
-Handlers only translate HTTP to :mod:`hub.management` / :mod:`hub.polling` calls.
+Handlers only translate HTTP to :mod:`hub.transmitter.management` / :mod:`hub.delivery.polling` calls.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import contextlib
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.access import SCOPE_MANAGE, SCOPE_READ
+from hub.auth.tokens import SCOPE_MANAGE, SCOPE_READ
 from hub.core.model import POLL_METHOD
 from hub.core.poll import parse_poll_request
 from hub.core.status import parse_status_update, status_object
 from hub.core.streams import stream_config
 from hub.errors import InvalidRequest, NotFound
-from hub.management import owner_of
-from hub.web.context import hub_of
-from hub.web.http import authorize, empty_response, json_response, read_json
+from hub.transmitter.management import owner_of
+from hub.web.http import authorize, empty_response, hub_of, json_response, read_json
 
 
 async def stream_endpoint(request: Request) -> Response:
@@ -60,7 +59,7 @@ async def status_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE_MANAGE)
     update = parse_status_update(await read_json(request, hub.settings.max_body_bytes))
     stream = await hub.streams.get(principal, update.stream_id)
-    stream = await hub.streams.set_status(stream, update, by_transmitter=False)
+    stream = await hub.streams.set_status(stream, update, by_transmitter=False, by=principal.sub)
     return json_response(status_object(stream))
 
 
@@ -98,11 +97,13 @@ async def poll_endpoint(request: Request) -> Response:
     stream = await hub.streams.get(principal, stream_id)  # also restarts the inactivity timer
     if stream.delivery.method != POLL_METHOD:
         raise NotFound(f"stream {stream_id} is not a poll stream")
-    if poll.return_immediately or poll.max_events == 0:
-        return json_response(await hub.polls.poll(stream, poll))
+    await hub.polls.acknowledge(stream_id, poll)
+    answer = await hub.polls.answer_now(stream, poll)
+    if answer is not None:
+        return json_response(answer)
     # A long poll whose client went away stops waiting; nothing is lost, since SETs
     # leave the queue only when acknowledged.
-    polling = asyncio.ensure_future(hub.polls.poll(stream, poll))
+    polling = asyncio.ensure_future(hub.polls.wait(stream, poll))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({polling, gone}, return_when=asyncio.FIRST_COMPLETED)

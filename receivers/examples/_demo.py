@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from joserfc import jwt
 from joserfc.jwk import ECKey, import_key
@@ -33,13 +32,12 @@ from receivers import (
     AnyIdentity,
     BearerJwtIdentity,
     ContinuousAccess,
+    Hub,
     JwtVerifier,
-    PollConsumer,
-    StaticKeys,
-    StreamClient,
-    TokenError,
+    Subscription,
     TxnTokenIdentity,
 )
+from receivers.errors import TokenError
 from receivers.events import (
     CREDENTIAL_CHANGE,
     DEVICE_COMPLIANCE_CHANGE,
@@ -47,6 +45,7 @@ from receivers.events import (
     SESSION_REVOKED,
     TOKEN_CLAIMS_CHANGE,
 )
+from receivers.jwks import StaticKeys
 
 DEV_ISSUER = "https://idp.ssf-demo.invalid"
 TOOLS_AUDIENCE = "tools"
@@ -144,24 +143,18 @@ def common_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--demo-dir", default=".ssf-demo", help="where the development IdP key lives")
 
 
-async def subscribe(
+def subscribe(
     args: argparse.Namespace,
-    http: httpx.AsyncClient,
     access: ContinuousAccess,
     *,
-    description: str,
+    name: str,
     extra_subjects: Sequence[dict[str, Any]] = (),
-) -> PollConsumer:
-    """Discover the hub, create a poll stream, add the subjects, request verification."""
-    client = await StreamClient.discover(args.hub, http=http, auth=CommandToken(args.token_command))
-    stream = await client.create_stream(events_requested=EVENTS, description=description)
-    for email in args.subject or ["alice@example.com"]:
-        await client.add_subject(stream.stream_id, {"format": "email", "email": email})
-    for subject in extra_subjects:
-        await client.add_subject(stream.stream_id, subject)
-    await client.request_verification(stream.stream_id)
-    log.warning("subscribed: stream %s at %s", stream.stream_id, client.metadata.issuer)
-    return client.poll_consumer(stream, dispatcher=access.dispatcher)
+) -> Subscription:
+    """``async with subscribe(...)``: the example's poll stream at the hub, found again on a
+    restart (by ``name``), with the ``--subject`` users, verified before the block runs."""
+    hub = Hub(args.hub, auth=CommandToken(args.token_command))
+    users = [{"format": "email", "email": email} for email in args.subject or ["alice@example.com"]]
+    return hub.subscribe(events=EVENTS, subjects=[*users, *extra_subjects], on=access, name=name)
 
 
 def log_audit(access: ContinuousAccess) -> None:

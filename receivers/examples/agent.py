@@ -38,19 +38,20 @@ async def run(args: argparse.Namespace) -> None:
     access = ContinuousAccess(token_caches=[cache])
     log_audit(access)
 
-    async def exchange() -> str:  # stands in for RFC 8693 token exchange at the IdP
+    def exchange(key: tuple[str, str]) -> str:  # stands in for RFC 8693 token exchange at the IdP
+        user, _tool = key
         return idp.mint(user, email=user, act={"sub": AGENT_ID})
 
     auth = CachedTokenAuth(cache, exchange, key=(user, args.tool))
     agent_subject = {"format": "uri", "uri": AGENT_ID}
-    async with httpx.AsyncClient(timeout=60) as http, httpx.AsyncClient(auth=auth, timeout=30) as tools:
-        consumer = await subscribe(
-            args, http, access, description="example agent", extra_subjects=[agent_subject]
-        )
-        async with consumer.running():
-            for n in range(args.calls or 1_000_000):
-                print(await call_tool(tools, args.tool.rstrip("/") + "/tools/answer", auth, n), flush=True)
-                await asyncio.sleep(args.interval)
+    async with (
+        subscribe(args, access, name="example agent", extra_subjects=[agent_subject]) as sub,
+        httpx.AsyncClient(auth=auth, timeout=30) as tools,
+    ):
+        print(f"subscribed: stream {sub.stream_id}", flush=True)
+        for n in range(args.calls or 1_000_000):
+            print(await call_tool(tools, args.tool.rstrip("/") + "/tools/answer", auth, n), flush=True)
+            await asyncio.sleep(args.interval)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

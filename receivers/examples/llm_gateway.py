@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -49,11 +48,10 @@ async def run(args: argparse.Namespace) -> None:
     access = ContinuousAccess()
     log_audit(access)
     idp = DevIdentityProvider(Path(args.demo_dir))
-    async with httpx.AsyncClient(timeout=60) as http:
-        consumer = await subscribe(args, http, access, description="example LLM gateway")
-        async with consumer.running():
-            print(f"LLM gateway on http://{args.host}:{args.port}/v1/chat/completions", flush=True)
-            await serve(build_app(access, idp.identity()), args.host, args.port)
+    async with subscribe(args, access, name="example LLM gateway") as sub:
+        print(f"subscribed: stream {sub.stream_id}", flush=True)
+        print(f"LLM gateway on http://{args.host}:{args.port}/v1/chat/completions", flush=True)
+        await serve(build_app(access, idp.identity()), args.host, args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

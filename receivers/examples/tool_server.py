@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,11 +37,10 @@ async def run(args: argparse.Namespace) -> None:
     access = ContinuousAccess()
     log_audit(access)
     idp = DevIdentityProvider(Path(args.demo_dir))
-    async with httpx.AsyncClient(timeout=60) as http:
-        consumer = await subscribe(args, http, access, description="example tool server")
-        async with consumer.running():
-            print(f"tool server on http://{args.host}:{args.port}/tools/answer", flush=True)
-            await serve(build_app(access, idp.identity()), args.host, args.port)
+    async with subscribe(args, access, name="example tool server") as sub:
+        print(f"subscribed: stream {sub.stream_id}", flush=True)
+        print(f"tool server on http://{args.host}:{args.port}/tools/answer", flush=True)
+        await serve(build_app(access, idp.identity()), args.host, args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -41,8 +41,8 @@ async def test_bad_token_is_401_invalid_token(hub: RunningHub, method: str, path
 
 
 async def test_expired_token_is_refused(hub: RunningHub) -> None:
-    from hub.access import mint_local_token
-    from hub.keys import load_or_create_token_key
+    from hub.auth.tokens import mint_local_token
+    from hub.keys.ring import load_or_create_token_key
 
     key = load_or_create_token_key(hub.settings.data_dir)
     token = mint_local_token(
@@ -84,8 +84,8 @@ async def test_scopes(hub: RunningHub, scope: str, method: str, path: str, allow
 
 
 async def test_token_from_another_data_dir_is_refused(hub: RunningHub, tmp_path) -> None:
-    from hub.access import mint_local_token
-    from hub.keys import load_or_create_token_key
+    from hub.auth.tokens import mint_local_token
+    from hub.keys.ring import load_or_create_token_key
 
     foreign = mint_local_token(
         load_or_create_token_key(tmp_path / "other"),

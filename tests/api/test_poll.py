@@ -133,6 +133,29 @@ async def test_long_poll_returns_pending_sets_at_once(hub: RunningHub) -> None:
 
 
 @on_each_store
+async def test_a_long_poll_carrying_acks_gets_the_next_sets_at_once(hub: RunningHub) -> None:  # R-POLL-4
+    """A receiver that keeps up: each long poll acknowledges the last batch and is answered at
+    once with what queued meanwhile, never again with what it acknowledged."""
+    s = await _stream(hub)
+    first = await _emit_n(hub, 3)
+    assert list((await hub.poll(s, maxEvents=2, returnImmediately=False))["sets"]) == first[:2]
+    later = await _emit_n(hub, 2)
+    started = time.monotonic()
+    batch = await hub.poll(s, maxEvents=10, returnImmediately=False, ack=first[:2])
+    assert list(batch["sets"]) == [first[2], *later]
+    assert time.monotonic() - started < 1  # not held: SETs were pending
+    # The acknowledgement is taken before a poll waits: a held poll has already applied it.
+    waiting = asyncio.create_task(hub.poll(s, returnImmediately=False, ack=list(batch["sets"])))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    r = await hub.client.get("/ssf/admin/streams", headers=hub.auth("operator", "ssf.admin"))
+    (row,) = [row for row in r.json() if row["stream_id"] == s["stream_id"]]
+    assert row["queued"] == 0
+    (jti,) = await _emit_n(hub, 1)
+    assert list((await waiting)["sets"]) == [jti]
+
+
+@on_each_store
 async def test_long_poll_on_paused_stream_wakes_on_enable(hub: RunningHub) -> None:  # R-STATUS-5
     s = await _stream(hub)
     await hub.client.post(

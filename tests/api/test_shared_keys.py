@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import hub.jobs
+import hub.runtime.jobs
 from hub.config import load_settings
-from hub.key_storage import SharedKeyStorage
-from hub.rotation import rotate_signing_keys
+from hub.keys.rotation import rotate_signing_keys
+from hub.keys.storage import SharedKeyStorage
 from hub.store import RedisStore
 from tests.support.hub import RunningHub, free_port, run_hub
 from tests.support.sets import verify_set
@@ -92,7 +92,7 @@ async def test_replicas_started_at_once_agree_on_one_ring_and_one_token_key(
 async def test_a_rotation_on_one_replica_reaches_the_other(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub.jobs, "RING_RELOAD_SECONDS", 0.2)
+    monkeypatch.setattr(hub.runtime.jobs, "RING_RELOAD_SECONDS", 0.2)
     async with two_replicas(tmp_path, redis_url) as (a, b):
         stream = await a.create_stream()
         await a.add_subject(stream["stream_id"], ALICE)

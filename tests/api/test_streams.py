@@ -201,3 +201,23 @@ async def test_legacy_delivery_object_is_normalised(hub: RunningHub) -> None:  #
     r = await hub.client.post("/ssf/stream", json={"delivery": legacy}, headers=hub.auth())
     assert r.status_code == 201
     assert r.json()["delivery"]["method"] == POLL
+
+
+async def test_short_event_names_are_resolved_and_an_unsupported_only_request_is_400(hub: RunningHub) -> None:
+    # Issue 13: the names `ssf-hub emit` takes work here too; no stream that receives nothing.
+    r = await hub.client.post(
+        "/ssf/stream", json={"events_requested": ["session-revoked"]}, headers=hub.auth()
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["events_delivered"] == [
+        "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+    ]
+    r = await hub.client.post(
+        "/ssf/stream", json={"events_requested": ["sesion-revoked"]}, headers=hub.auth()
+    )
+    assert r.status_code == 400
+    assert r.json()["err"] == "invalid_request"
+    assert (
+        "supported event types: https://schemas.openid.net/secevent/caep/event-type/"
+        in r.json()["description"]
+    )

@@ -20,7 +20,17 @@ from pathlib import Path
 from tests.bench.harness import ROOT
 
 # replicas.py (issue #6) is not here: its --quick alone takes ~100 s of the 2-minute smoke budget.
-BENCHMARKS = ("floors", "ingest_rate", "emit_poll", "emit_push", "scale", "push_rate", "receivers_latency")
+BENCHMARKS = (
+    "floors",
+    "ingest_rate",
+    "emit_poll",
+    "emit_push",
+    "scale",
+    "push_rate",
+    "push_inflight",
+    "receivers_latency",
+    "receivers_check",
+)
 # The recorded runs behind tests/bench/README.md's table: each benchmark with these arguments,
 # then variants (results under their own names): SQLite NORMAL, 10 SETs per event, a second core.
 FULL_ARGS = {"receivers_latency": ["--rate", "100", "--events", "1000", "--runs", "3"]}
@@ -29,7 +39,7 @@ VARIANTS = (
                    "--out", "tests/bench/results/emit_poll_normal.json"]),
     ("emit_poll", ["--algs", "ES256,RS256", "--fanout", "10", "--events", "2000",
                    "--out", "tests/bench/results/emit_poll_fanout.json"]),
-    # The second core: the same runs with one signing process (hub.signing) on the load's CPU.
+    # The second core: the same runs with one signing process (hub.keys.signing) on the load's CPU.
     ("emit_poll", ["--signing-processes", "1", "--out", "tests/bench/results/emit_poll_2cores.json"]),
     ("emit_poll", ["--algs", "ES256,RS256", "--fanout", "10", "--events", "2000", "--signing-processes", "1",
                    "--out", "tests/bench/results/emit_poll_fanout_2cores.json"]),

@@ -2,15 +2,18 @@
 receivers that acknowledge what they got, in other processes.
 
     .venv/bin/python -m tests.bench.emit_poll [--quick] [--runs 3] [--events 4000] [--streams 100]
-        [--algs ES256,RS256] [--concurrency 16] [--pollers 2] [--fanout 1] [--sync FULL] [--profile]
+        [--algs ES256,RS256] [--concurrency 16] [--pollers 2] [--fanout 1] [--batch 1] [--sync FULL]
+        [--profile]
 
 Per run: a fresh ``ssf-hub serve`` (CPU 1, SQLite ``--sync``, default ``FULL``) gets S streams,
 each with one subject registered through the API (``--fanout K``: K subjects, so that each
 event reaches K streams); poller processes (CPU 0) hold a long poll on every stream; one
 emitter process (CPU 0) sends N events, event k for stream k mod S's subject, with
-``--concurrency`` requests in flight. Figures: SETs delivered per second from the first emit to
-the last arrival, the emit rate, latency from sending the emit to the poller having the SET
-(p50/p99), the hub's CPU use. ``--profile`` samples the hub with py-spy during the first run.
+``--concurrency`` requests in flight (``--batch B``: B events per request, the batch form of the
+admin emit, so per-request cost can be told from per-SET cost). Figures: SETs delivered per
+second from the first emit to the last arrival, the emit rate, latency from sending the emit
+to the poller having the SET (p50/p99), the hub's CPU use. ``--profile`` samples the hub with
+py-spy during the first run.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from tests.bench.profiles import summarise
 def one_run(args: argparse.Namespace, alg: str, profile: Path | None) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp,
-        h.Hub(tmp, alg=alg, sqlite_synchronous=args.sync, signing_processes=args.signing_processes) as hub,
+        h.Hub(
+            tmp,
+            alg=alg,
+            sqlite_synchronous=args.sync,
+            signing_processes=args.signing_processes,
+            processes=args.processes,
+        ) as hub,
     ):
         subjects = [{"format": "email", "email": f"user-{i}@bench.example"} for i in range(args.streams)]
         # Stream i holds users i, i-1, ..., i-fanout+1: an event for user u reaches `fanout` streams.
@@ -57,6 +66,7 @@ def one_run(args: argparse.Namespace, alg: str, profile: Path | None) -> dict[st
             "subjects": subjects,
             "events": args.events,
             "concurrency": args.concurrency,
+            "batch": args.batch,
         }
         cpu_before = h.cpu_seconds(hub.pid)
         with hub.profiled(profile):
@@ -90,6 +100,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="emits in flight")
     parser.add_argument("--pollers", type=int, default=2, help="poller processes")
     parser.add_argument("--fanout", type=int, default=1, help="streams each event reaches (SETs per event)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="events per emit request (the batch form {events: [...]}): per-request cost apart from per-SET",
+    )
     h.add_hub_arguments(parser)
     args = parser.parse_args()
     if args.quick:
@@ -107,10 +123,12 @@ def main() -> None:
             {
                 "alg": alg,
                 "signing_processes": args.signing_processes,
+                "processes": args.processes,
                 "sqlite_synchronous": args.sync,
                 "events": args.events,
                 "streams": args.streams,
                 "fanout": args.fanout,
+                "batch": args.batch,
                 "samples": samples,
             }
         )
@@ -125,7 +143,8 @@ def main() -> None:
         "hub CPU µs/SET",
     )
     print(
-        f"\nemit -> long poll, SQLite {args.sync}, {args.fanout} stream(s) per event ({args.runs} runs; "
+        f"\nemit -> long poll, SQLite {args.sync}, {args.fanout} stream(s) per event, "
+        f"{args.batch} event(s) per emit request ({args.runs} runs; "
         "latency: median of the runs, from the emit sent)"
     )
     print(

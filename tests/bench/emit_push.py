@@ -42,6 +42,7 @@ def one_run(args: argparse.Namespace, alg: str, failing: float, profile: Path | 
                 push_endpoint_rate=0,
                 sqlite_synchronous=args.sync,
                 signing_processes=args.signing_processes,
+                processes=args.processes,
             ) as hub:
                 return measure(args, hub, rbase, failing, profile, tmp)
         finally:
@@ -64,6 +65,7 @@ def measure(
         "subjects": subjects,
         "events": args.events,
         "concurrency": args.concurrency,
+        "batch": args.batch,
     }
     cpu_before = h.cpu_seconds(hub.pid)
     with hub.profiled(profile):
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--algs", default="ES256,RS256")
     parser.add_argument("--concurrency", type=int, default=16, help="emits in flight")
     parser.add_argument("--failing", default="0,0.1", help="shares of streams whose receiver answers 503")
+    parser.add_argument("--batch", type=int, default=1, help="events per emit request (the batch form)")
     h.add_hub_arguments(parser)
     args = parser.parse_args()
     if args.quick:
@@ -115,6 +118,8 @@ def main() -> None:
                 {
                     "alg": alg,
                     "signing_processes": args.signing_processes,
+                    "processes": args.processes,
+                    "batch": args.batch,
                     "sqlite_synchronous": args.sync,
                     "failing": failing,
                     "streams": args.streams,

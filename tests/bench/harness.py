@@ -120,10 +120,18 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
         self._tokens: dict[tuple[str, str], str] = {}
 
+    @property
+    def several(self) -> bool:
+        """``serve --processes`` above 1."""
+        return int(self.env.get("SSF_HUB_PROCESSES", "1")) > 1
+
     def __enter__(self) -> Hub:
         argv = [SSF_HUB, "serve", "--port", str(self.port), "--data-dir", self.data_dir]
+        argv.append("--allow-private-endpoints")
+        # One hub process gets a core of its own; several (serve --processes) get every core,
+        # shared with the load: what a 2-core machine running both offers.
         self.proc = subprocess.Popen(
-            pinned(HUB_CPU, [*argv, "--allow-private-endpoints"]), env=self.env, cwd=self.data_dir
+            argv if self.several else pinned(HUB_CPU, argv), env=self.env, cwd=self.data_dir
         )
         try:
             wait_http(self.base + "/healthz", self.proc)
@@ -132,7 +140,7 @@ class Hub:
             raise
         # Signing processes (``signing_processes``) inherit the hub's CPU; the second core is
         # the load's, so they share it with the load generators: what a 2-core box offers.
-        if shutil.which("taskset"):
+        if shutil.which("taskset") and not self.several:
             for child in children(self.pid):
                 os.sched_setaffinity(child, {LOAD_CPU})
         return self
@@ -187,26 +195,33 @@ class Hub:
                 streams.append(stream)
         return streams
 
-    @contextlib.contextmanager
-    def profiled(self, out: Path | None, *, rate: int = 200) -> Iterator[None]:
+    def profiled(self, out: Path | None, *, rate: int = 200) -> contextlib.AbstractContextManager[None]:
         """Sample the hub with py-spy (all threads) while the block runs; collapsed stacks to ``out``."""
-        if out is None:
-            yield
-            return
-        if not Path(PY_SPY).exists():
-            raise RuntimeError(f"--profile needs py-spy: {Path(sys.executable).parent}/pip install py-spy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        argv = [PY_SPY, "record", "-p", str(self.pid), "-r", str(rate), "--threads", "--idle"]
-        spy = subprocess.Popen(
-            pinned(LOAD_CPU, [*argv, "--format", "raw", "-o", str(out)]),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)  # let py-spy attach before the measured work starts
-        try:
-            yield
-        finally:
-            stop(spy, signal.SIGINT, timeout=30)
+        return profiled(self.pid, out, rate=rate, subprocesses=self.several)
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None, *, rate: int = 200, subprocesses: bool = False) -> Iterator[None]:
+    """Sample process ``pid`` with py-spy (all threads) while the block runs; collapsed
+    stacks to ``out`` (nothing when ``out`` is None)."""
+    if out is None:
+        yield
+        return
+    if not Path(PY_SPY).exists():
+        raise RuntimeError(f"--profile needs py-spy: {Path(sys.executable).parent}/pip install py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [PY_SPY, "record", "-p", str(pid), "-r", str(rate), "--threads", "--idle"]
+    argv += ["--subprocesses"] if subprocesses else []
+    spy = subprocess.Popen(
+        pinned(LOAD_CPU, [*argv, "--format", "raw", "-o", str(out)]),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let py-spy attach before the measured work starts
+    try:
+        yield
+    finally:
+        stop(spy, signal.SIGINT, timeout=30)
 
 
 # -- workers in other processes -----------------------------------------------------------------------
@@ -418,6 +433,12 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="the hub's signing_processes (0: sign on the hub's core; N: N children on the load's core)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="hub processes (serve --processes; above 1 the hub is unpinned: both cores, with the load)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the hub in the first run")
     parser.add_argument("--out", default=None)

@@ -2,7 +2,7 @@
 on SQLite, and how fast a long poll wakes when its SET was queued on the other replica.
 
     .venv/bin/python -m tests.bench.replicas [--quick] [--runs 3] [--events 4000] [--streams 100]
-        [--configs sqlite:1,redis:1,redis:2] [--modes poll,push,wakeup]
+        [--configs sqlite:1,redis:1,redis:2] [--modes poll,push,wakeup] [--profile]
         (also redis-cluster:N: a three-master Redis Cluster, started like the tests' one)
 
 The emit_poll / emit_push workload with their workers (``tests.bench.emitter``,
@@ -14,7 +14,8 @@ through their leases. Redis runs with ``appendonly yes, appendfsync everysec`` (
 production setting), a cluster without persistence; SQLite with ``synchronous FULL`` (the
 default). ``wakeup`` sends 20 events/s instead of as fast as possible and splits the
 emit -> poll latency into SETs polled on the replica that queued them and SETs polled on
-the other one (woken through pub/sub).
+the other one (woken through pub/sub). ``--profile`` adds one uncounted run per mode and
+configuration with py-spy sampling the first replica (``tests.bench.profiles`` reads it).
 
 Nothing is pinned to a CPU: replicas exist to use more cores, and on a small machine the
 load generator, receiver and Redis share those cores with them. Say so next to any figure.
@@ -36,6 +37,7 @@ from typing import Any
 import httpx
 
 from tests.bench import harness as h
+from tests.bench.profiles import summarise
 from tests.support.redis import start_redis, start_redis_cluster
 
 ALG = "ES256"
@@ -83,7 +85,7 @@ class Replicas:
                 argv += [*self.store_flags(), "--data-dir", str(data)]  # the last --data-dir wins
                 self.procs.append(subprocess.Popen(argv, env=env, cwd=data))
             for base, proc in zip(self.bases, self.procs, strict=True):
-                h.wait_http(base + "/healthz", proc)
+                h.wait_http(base + "/healthz", proc, limit=60)  # a busy machine starts slowly
             yield self
         finally:
             for proc in self.procs:
@@ -152,7 +154,9 @@ def merged(reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def poll_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rate: float = 0.0) -> dict[str, Any]:
+def poll_run(
+    hubs: Replicas, args: argparse.Namespace, tmp: str, rate: float = 0.0, profile: Path | None = None
+) -> dict[str, Any]:
     subjects = [{"format": "email", "email": f"user-{i}@bench.example"} for i in range(args.streams)]
     streams = hubs.create_streams(subjects, None)
     events = args.events if not rate else args.wakeup_events
@@ -175,15 +179,16 @@ def poll_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rate: float = 0
         pollers.append(h.Worker("poller", plan, tmp, cpu=UNPINNED))
     h.wait_ready(ready, pollers)
     before = hubs.cpu_seconds()
-    reports = [w.report() for w in emitters(hubs, subjects, events, rate, tmp)]
     arrived: dict[str, float] = {}
     duplicates = 0
-    for poller in pollers:
-        report = poller.report()
-        if report["errors"] or report["timed_out"]:
-            raise RuntimeError(f"poller failed: timed out {report['timed_out']}, {report['errors'][:3]}")
-        arrived.update(report["arrived"])
-        duplicates += report["duplicates"]
+    with h.profiled(hubs.procs[0].pid, profile):
+        reports = [w.report() for w in emitters(hubs, subjects, events, rate, tmp)]
+        for poller in pollers:
+            report = poller.report()
+            if report["errors"] or report["timed_out"]:
+                raise RuntimeError(f"poller failed: timed out {report['timed_out']}, {report['errors'][:3]}")
+            arrived.update(report["arrived"])
+            duplicates += report["duplicates"]
     emitted = merged(reports)
     figures = h.delivery_figures(emitted, arrived)
     figures.update(duplicates=duplicates, hub_cpu_s=hubs.cpu_seconds() - before, hub_rss_kib=hubs.rss_kib())
@@ -204,17 +209,20 @@ def poll_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rate: float = 0
     return figures
 
 
-def push_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rbase: str) -> dict[str, Any]:
+def push_run(
+    hubs: Replicas, args: argparse.Namespace, tmp: str, rbase: str, profile: Path | None = None
+) -> dict[str, Any]:
     subjects = [{"format": "email", "email": f"user-{i}@bench.example"} for i in range(args.streams)]
     hubs.create_streams(subjects, rbase)
     before = hubs.cpu_seconds()
-    emitted = merged([w.report() for w in emitters(hubs, subjects, args.events, 0.0, tmp)])
-    deadline = time.monotonic() + 180
-    # Distinct SETs, not POSTs: a duplicate delivery must not end the wait early.
-    while int(httpx.get(rbase + "/distinct").text) < len(emitted["records"]):
-        if time.monotonic() > deadline:
-            raise RuntimeError("push delivery did not finish within 180 s")
-        time.sleep(0.01)
+    with h.profiled(hubs.procs[0].pid, profile):
+        emitted = merged([w.report() for w in emitters(hubs, subjects, args.events, 0.0, tmp)])
+        deadline = time.monotonic() + 180
+        # Distinct SETs, not POSTs: a duplicate delivery must not end the wait early.
+        while int(httpx.get(rbase + "/distinct").text) < len(emitted["records"]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("push delivery did not finish within 180 s")
+            time.sleep(0.01)
     arrived = httpx.get(rbase + "/times", timeout=30).json()
     figures = h.delivery_figures(emitted, arrived)
     figures.update(
@@ -226,7 +234,9 @@ def push_run(hubs: Replicas, args: argparse.Namespace, tmp: str, rbase: str) -> 
     return figures
 
 
-def one_run(args: argparse.Namespace, store: str, count: int, mode: str) -> dict[str, Any]:
+def one_run(
+    args: argparse.Namespace, store: str, count: int, mode: str, profile: Path | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp, contextlib.ExitStack() as stack:
         redis_url = None
         if store == "redis":
@@ -241,8 +251,8 @@ def one_run(args: argparse.Namespace, store: str, count: int, mode: str) -> dict
             )
             stack.callback(h.stop, receiver)
             h.wait_http(f"http://127.0.0.1:{rport}/count", receiver)
-            return push_run(hubs, args, tmp, f"http://127.0.0.1:{rport}")
-        return poll_run(hubs, args, tmp, WAKEUP_RATE if mode == "wakeup" else 0.0)
+            return push_run(hubs, args, tmp, f"http://127.0.0.1:{rport}", profile)
+        return poll_run(hubs, args, tmp, WAKEUP_RATE if mode == "wakeup" else 0.0, profile)
 
 
 def med(row: dict[str, Any], key: str) -> float:
@@ -291,6 +301,7 @@ def main() -> None:
     )
     parser.add_argument("--modes", default="poll,push,wakeup")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--profile", action="store_true", help="py-spy the first replica in an extra run")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.events, args.wakeup_events, args.streams = 1, 400, 60, 20
@@ -299,6 +310,10 @@ def main() -> None:
     for mode in args.modes.split(","):
         for config in args.configs.split(","):
             store, count = config.split(":")
+            if args.profile:  # an extra run: sampling slows the hub, so its figures are not counted
+                profile = h.RESULTS / f"profiles/replicas-{mode}-{store}-{count}.txt"
+                one_run(args, store, int(count), mode, profile)
+                print(summarise(profile, title=f"{mode}, {store} x{count}: first replica's profile"))
             samples = [one_run(args, store, int(count), mode) for _ in range(args.runs)]
             rows.append({"mode": mode, "store": store, "replicas": int(count), "samples": samples})
             print(f"{mode} {config}: {h.msr([s['sets_per_s'] for s in samples])} SETs/s", flush=True)

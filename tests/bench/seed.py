@@ -19,9 +19,9 @@ from typing import Any
 
 from hub.core.discovery import POLL_PATH
 from hub.core.model import POLL_METHOD, Delivery, Stream
-from hub.core.subjects import index_keys, subject_key
 from hub.store.sqlite import SQLiteStore
 from hub.store.sqlite_engine import dumps
+from receivers.subjects import index_keys, subject_key
 
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 CHUNK = 50_000

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.access import mint_local_token
+from hub.auth.tokens import mint_local_token
 from hub.core.dialects import UPSTREAM_CLAIM
-from hub.keys import load_or_create_token_key
+from hub.keys.ring import load_or_create_token_key
 from tests.ingest.helpers import ALICE, EVENTS, SET_MEDIA_TYPE
 from tests.support.hub import free_port
 from tests.support.idp import run_idp

@@ -208,6 +208,18 @@ async def test_claims_ssf_forbids_or_requires(pair: tuple[RunningHub, FakeIdP]) 
     refusal(await push(hub, idp.sign(no_subject)), "invalid_request")
 
 
+async def test_a_set_older_than_the_dedup_window_is_refused(tmp_path: Path) -> None:
+    # R-SEC-3: (iss, jti) is remembered for ingest_dedup_days; an older SET could be replayed
+    # after its receipt was forgotten and be fanned out again.
+    async with hub_and_idp(tmp_path, ingest_dedup_days=1) as (hub, idp):
+        await trust(hub, idp)
+        old = idp.claims(hub.issuer, iat=int(time.time()) - 86400 - 60)
+        description = refusal(await push(hub, idp.sign(old)), "invalid_request")
+        assert description == "SET is older than the replay window"
+        recent = idp.claims(hub.issuer, iat=int(time.time()) - 86400 + 60)
+        assert (await push(hub, idp.sign(recent))).status_code == 202
+
+
 async def test_a_little_clock_skew_is_tolerated(pair: tuple[RunningHub, FakeIdP]) -> None:
     hub, idp = pair
     r = await push(hub, idp.sign(idp.claims(hub.issuer, iat=int(time.time()) + 20)))

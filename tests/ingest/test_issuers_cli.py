@@ -190,3 +190,26 @@ async def test_emit_as_issuer_reports_the_hubs_refusal(tmp_path: Path) -> None:
 
         assert code == 1
         assert "400 invalid_issuer" in err
+
+
+async def test_issuers_add_strict_refuses_what_tolerance_would_repair(tmp_path: Path) -> None:
+    async with hub_and_idp(tmp_path) as (hub, idp):
+        data_dir = str(hub.settings.data_dir)
+        code, _, err = await cli(
+            "issuers", "add", "--data-dir", data_dir, "--iss", idp.iss, "--jwks-uri", idp.jwks_uri, "--strict"
+        )
+        assert code == 0, err
+        duo = idp.claims(hub.issuer)
+        duo["events"] = {next(iter(duo["events"])): {"initiating_entity": "Duo policy"}}
+
+        async def refused() -> bool:
+            r = await push(hub, idp.sign(duo))
+            return r.status_code == 400 and r.json()["description"].startswith(
+                "session-revoked: data.initiating_entity must be one of"
+            )
+
+        assert await eventually(refused)
+        code, out, _ = await cli("issuers", "list", "--data-dir", data_dir, "--json")
+        assert [i["strict"] for i in json.loads(out)] == [True]
+        code, out, _ = await cli("issuers", "list", "--data-dir", data_dir)
+        assert "strict" in out.splitlines()[1]

@@ -21,9 +21,9 @@ import pytest
 from hub.core.addresses import AddressPolicy
 from hub.core.model import PUSH_METHOD, Attempt, Delivery, QueuedSet, Status, Stream
 from hub.core.retry import DEFAULT_SCHEDULE, RetrySchedule
-from hub.push.dispatcher import PushDispatcher, PushPolicy
-from hub.push.egress import EndpointGuard
-from hub.push.sender import PushSender
+from hub.delivery.push.dispatcher import PushDispatcher, PushPolicy
+from hub.delivery.push.egress import EndpointGuard
+from hub.delivery.push.sender import PushSender
 from hub.store.sqlite import SQLiteStore
 from tests.support.receiver import Reply, push_receiver
 
@@ -200,3 +200,47 @@ async def test_sets_queued_on_a_poll_stream_cost_the_push_dispatcher_no_lease(tm
         assert len(await store.pending("p1", 10)) == 5  # left for the poller
     finally:
         await store.close()
+
+
+async def test_a_stream_whose_lease_another_process_holds_costs_one_try_per_second_not_one_per_set(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    store = LeaseCountingStore(tmp_path / "hub.sqlite3")
+    await store.open()
+    stream = Stream(
+        stream_id="s1",
+        owner="receiver-1",
+        iss="https://hub.example",
+        aud="receiver-1",
+        delivery=Delivery(PUSH_METHOD, "https://receiver.example/events"),
+        events_delivered=(),
+        created_at=T0,
+    )
+    await store.create_stream(stream)
+    assert await store.acquire_lease("push:s1", "4242.other", now=T0, ttl=30)  # another process
+    store.lease_writes = 0
+    async with httpx.AsyncHTTPTransport() as transport:
+        sender = PushSender(transport, EndpointGuard(AddressPolicy(allow_private=True)), timeout=5)
+        policy = PushPolicy(schedule=RetrySchedule(), pause_after=DAY, held_elsewhere=1.0)
+
+        async def pause(stream: Stream, reason: str) -> None:
+            raise AssertionError("nothing is pushed here")
+
+        dispatcher = PushDispatcher(
+            store, sender, policy=policy, pause=pause, clock=clock, sleeper=clock.sleep
+        )
+        try:
+            for _ in range(20):  # every SET queued anywhere wakes every process
+                dispatcher.wake("s1")
+                while dispatcher.active_streams:
+                    await asyncio.sleep(0.001)
+            assert store.lease_writes == 1  # one try, then the stream is left to its holder
+            clock.now += 1.5  # ... for held_elsewhere; then this process looks again
+            dispatcher.wake("s1")
+            while dispatcher.active_streams:
+                await asyncio.sleep(0.001)
+            assert store.lease_writes == 2
+        finally:
+            await dispatcher.stop()
+    await store.close()

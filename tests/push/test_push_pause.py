@@ -92,6 +92,8 @@ async def test_a_failing_stream_is_paused_announced_and_resumed_by_the_receiver(
         accepted = await receiver.wait_accepted(1 + len(held))
         assert [jti_of(b) for b in accepted if jti_of(b) in held] == held  # in order, each once
         assert (await status_of(hub, sid))["status"] == "enabled"
+        # The receiver saw the last SET before the hub committed its 202; wait for that commit.
+        await until_drained(hub, sid)
         view = await stream_view(hub, sid)
         assert view["failing_since"] is None and view["queued"] == 0
 

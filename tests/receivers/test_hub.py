@@ -117,7 +117,7 @@ async def test_poll_consumer_receives_verifies_acts_and_acknowledges(sub: Subscr
         await until(lambda: sub.client.states.confirmed(sub.stream.stream_id, state) and len(sub.seen) == 4)
     assert [e.event_type for e in sub.seen] == [SESSION_REVOKED] * 3 + [VERIFICATION]
     assert {e.txn for e in sub.seen[:3]} == {e["txn"] for e in emitted}
-    assert sub.access.revocations.applicable([ALICE], None) is not None
+    assert await sub.access.revocations.applicable([ALICE], None) is not None
     assert await queued(sub) == {}  # everything acknowledged, the last acks on shutdown
 
 
@@ -255,7 +255,8 @@ async def test_push_delivery_from_the_hub(tmp_path: Path) -> None:
         state = await client.request_verification(stream.stream_id)
         await until(lambda: client.states.confirmed(stream.stream_id, state))
         emitted = await hub.emit("session-revoked", ALICE)
-        await until(lambda: access.revocations.applicable([ALICE], None) is not None)
+        await until(lambda: bool(access.audit.find("access_revoked")))
+        assert await access.revocations.applicable([ALICE], None) is not None
 
         r = await hub.client.post(
             "/ssf/verify", json={"stream_id": stream.stream_id, "state": "forged"}, headers=hub.auth()

@@ -28,7 +28,7 @@ from receivers.audit import REQUEST_REFUSED
 from receivers.events import RISK_LEVEL_CHANGE, SESSION_REVOKED
 from tests.receivers.support import AGENT, AGENT_ID, ALICE, FakeAuthServer, new_key
 
-NOW = time.time()
+NOW = time.time()  # set again by every test (the `gate` fixture): tokens minted from it live 300 s
 
 
 async def tool(request: Request) -> JSONResponse:
@@ -71,6 +71,8 @@ def idp() -> FakeAuthServer:
 
 @pytest.fixture
 async def gate(idp: FakeAuthServer) -> AsyncIterator[Gate]:
+    global NOW
+    NOW = time.time()  # a test that runs minutes after this module was imported must not mint expired tokens
     access = ContinuousAccess()
     app = ContinuousAccessMiddleware(
         Starlette(routes=[Route("/tools/search", tool, methods=["POST"])]), access, identity=identity(idp)
@@ -94,7 +96,7 @@ def revoked(subject: dict[str, Any], at: float, **kw: Any) -> ReceivedEvent:
 async def test_a_revoked_caller_is_refused_until_it_reauthenticates(gate: Gate) -> None:
     stale = gate.alice(NOW - 100)
     assert (await gate.call(stale)).status_code == 200
-    gate.access.revoke(revoked(ALICE, NOW - 50))
+    await gate.access.revoke(revoked(ALICE, NOW - 50))
     r = await gate.call(stale)
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
@@ -108,7 +110,7 @@ async def test_a_revoked_caller_is_refused_until_it_reauthenticates(gate: Gate) 
 
 async def test_only_the_revoked_session_is_refused(gate: Gate) -> None:  # R-CAEP-4
     session = {"format": "complex", "user": ALICE, "session": {"format": "opaque", "id": "s-1"}}
-    gate.access.revoke(revoked(session, NOW - 50))
+    await gate.access.revoke(revoked(session, NOW - 50))
     assert (await gate.call(gate.alice(NOW - 100, sid="s-1"))).status_code == 401
     assert (await gate.call(gate.alice(NOW - 100, sid="s-2"))).status_code == 200
 
@@ -116,7 +118,7 @@ async def test_only_the_revoked_session_is_refused(gate: Gate) -> None:  # R-CAE
 async def test_an_agent_workload_event_refuses_its_txn_tokens(gate: Gate) -> None:  # R-TXN-2, R-TXN-7
     txn_token = gate.idp.txn_token("bob@example.com", AGENT_ID, iat=NOW - 100)
     assert (await gate.call(txn_token=txn_token)).status_code == 200
-    gate.access.revoke(
+    await gate.access.revoke(
         revoked(AGENT, NOW - 50, event="https://schemas.openid.net/secevent/risc/event-type/account-disabled")
     )
     assert (await gate.call(txn_token=txn_token)).status_code == 401
@@ -168,19 +170,20 @@ async def test_a_token_that_does_not_verify_is_401_invalid_token(gate: Gate, pro
     assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
 
 
-async def test_requests_without_credentials_pass_unless_a_caller_is_required(
+async def test_requests_without_credentials_are_refused_unless_the_app_opts_out(
     gate: Gate, idp: FakeAuthServer
 ) -> None:
-    assert (await gate.call()).status_code == 200
+    r = await gate.call()  # require_caller=True is the default: fail closed
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "retry-after" not in r.headers  # only a revocation's 401 says when to come back
     tools = Starlette(routes=[Route("/", tool, methods=["POST"])])
-    app = ContinuousAccessMiddleware(tools, gate.access, identity=identity(idp), require_caller=True)
+    app = ContinuousAccessMiddleware(tools, gate.access, identity=identity(idp), require_caller=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        r = await client.post("/")
-        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert (await client.post("/")).status_code == 200
 
 
 async def test_a_revoked_websocket_handshake_is_closed(gate: Gate, idp: FakeAuthServer) -> None:
-    gate.access.revoke(revoked(ALICE, NOW - 50))
+    await gate.access.revoke(revoked(ALICE, NOW - 50))
     sent: list[MutableMapping[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -65,7 +65,7 @@ async def test_a_valid_set_is_accepted_with_202_and_acted_on(setup: PushSetup) -
     r = await setup.push(setup.tr.set())
     assert r.status_code == 202 and r.content == b""
     assert [e.event_type for e in setup.seen] == [SESSION_REVOKED]
-    assert setup.access.revocations.applicable([ALICE], None) is not None  # in force before the 202
+    assert await setup.access.revocations.applicable([ALICE], None) is not None  # in force before the 202
 
 
 @pytest.mark.parametrize(
@@ -197,3 +197,44 @@ async def test_jwks_cache_keeps_keys_when_a_refetch_fails_and_rate_limits() -> N
         assert [k.kid for k in await cache.keys_for(tr.key.kid)] == [tr.key.kid]  # still held
         now[0] = 4000  # past max_age: refetched, and the failure keeps what was held
         assert [k.kid for k in await cache.keys_for(tr.key.kid)] == [tr.key.kid] and cache.fetches == 4
+
+
+async def test_jwks_cache_finds_a_key_published_after_the_first_token_it_signed() -> None:
+    # A transmitter may sign with a new key a moment before its JWKS lists it. The kid is then
+    # absent, but looked for again at the next allowed fetch, not only after max_age.
+    tr = FakeTransmitter()
+    now = [0.0]
+    async with serve_transmitter(tr), httpx.AsyncClient() as http:
+        cache = JwksCache(tr.issuer + "/jwks.json", http=http, clock=lambda: now[0], min_refetch_interval=30)
+        await cache.keys_for(tr.key.kid)
+        early = new_key("ES256")
+        now[0] = 31
+        assert await cache.keys_for(early.kid) == [] and cache.fetches == 2  # absent: invalid_key
+        now[0] = 40
+        assert await cache.keys_for(early.kid) == [] and cache.fetches == 2  # rate limit holds
+        tr.keys.append(early)  # the transmitter publishes it
+        now[0] = 62
+        assert [k.kid for k in await cache.keys_for(early.kid)] == [early.kid] and cache.fetches == 3
+
+
+async def test_jwks_cache_retries_a_failed_fetch_on_its_own_shorter_interval() -> None:
+    tr = FakeTransmitter()
+    now = [0.0]
+    async with serve_transmitter(tr), httpx.AsyncClient() as http:
+        cache = JwksCache(
+            tr.issuer + "/missing",
+            http=http,
+            clock=lambda: now[0],
+            min_refetch_interval=60,
+            min_retry_interval=5,
+        )
+        with pytest.raises(KeysUnavailable) as refused:
+            await cache.keys_for(tr.key.kid)
+        assert not cache.has_keys and refused.value.retry_after == 5
+        cache.jwks_uri = tr.issuer + "/jwks.json"
+        now[0] = 4
+        with pytest.raises(KeysUnavailable):  # still inside the retry interval
+            await cache.keys_for(tr.key.kid)
+        now[0] = 5
+        assert [k.kid for k in await cache.keys_for(tr.key.kid)] == [tr.key.kid]  # fetched: keys held
+        assert cache.fetches == 2

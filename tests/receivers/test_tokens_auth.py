@@ -84,8 +84,8 @@ async def test_the_agent_reacquires_after_a_signal_drops_its_token(idp: FakeAuth
 
         # Alice's session is revoked: both sides hear it.
         event = revocation(time.time() - 50)
-        agent_access.revoke(event)
-        tool_access.revoke(event)
+        await agent_access.revoke(event)
+        await tool_access.revoke(event)
         assert len(cache) == 0
         assert agent_access.audit.find(TOKEN_DROPPED)[0].detail["cache"] == "researcher"
 
@@ -97,7 +97,7 @@ async def test_the_agent_reacquires_after_a_signal_drops_its_token(idp: FakeAuth
 
 async def test_a_401_invalid_token_makes_the_agent_reacquire_once(idp: FakeAuthServer) -> None:
     tool_access = ContinuousAccess()
-    tool_access.revoke(revocation(time.time() - 50))  # the tool knows; the agent's cache does not
+    await tool_access.revoke(revocation(time.time() - 50))  # the tool knows; the agent's cache does not
     issued = [time.time() - 100, time.time()]
 
     async def exchange() -> IssuedToken:

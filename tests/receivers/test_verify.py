@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from receivers import (
+    Deduplicator,
     InvalidAudience,
     InvalidIssuer,
     InvalidKey,
@@ -179,6 +180,42 @@ def test_small_clock_skew_is_tolerated(tr: FakeTransmitter) -> None:  # R-SEC-3
     assert verifier(max_future_skew=60).verify_token(token, [tr.key]).iat == NOW + 30
 
 
+def test_a_set_older_than_the_replay_window_is_refused(tr: FakeTransmitter) -> None:  # R-SEC-3
+    week = 7 * 24 * 3600
+    old = tr.sign(claims(tr, iat=int(NOW) - week - 1))
+    with pytest.raises(InvalidRequest, match="SET is older than the replay window"):
+        verifier().verify_token(old, [tr.key])  # on by default: the dedup's default memory
+    assert verifier().verify_token(tr.sign(claims(tr, iat=int(NOW) - week + 60)), [tr.key])
+    assert verifier(max_age=None).verify_token(old, [tr.key]).iat == NOW - week - 1
+    with pytest.raises(InvalidRequest):
+        verifier(max_age=60).verify_token(tr.sign(claims(tr, iat=int(NOW) - 61)), [tr.key])
+
+
+async def test_a_set_issued_before_the_dedup_horizon_is_refused_not_acted_on_twice(
+    tr: FakeTransmitter,
+) -> None:
+    # A full de-duplicator forgets its oldest entries early; a SET issued before the newest
+    # forgotten one could be a replay it can no longer recognise.
+    now = [NOW]
+    dedup = Deduplicator(max_entries=2, clock=lambda: now[0])
+    receiver = Receiver(
+        SetVerifier(issuer=ISS, audience="receiver-1", clock=lambda: now[0]),
+        StaticKeys([tr.key]),
+        dedup=dedup,
+    )
+    first = tr.sign(claims(tr, iat=int(NOW)))
+    assert not (await receiver.process(first)).duplicate
+    for step in (10, 20):  # two more SETs push the first one out of memory
+        now[0] = NOW + step
+        await receiver.process(tr.sign(claims(tr, iat=int(NOW) + step)))
+    assert dedup.horizon() == NOW
+    with pytest.raises(InvalidRequest, match="older than the replay window"):
+        await receiver.process(tr.sign(claims(tr, iat=int(NOW) - 1)))
+    # The first SET itself is still recognised as issued at the horizon: refused or a repeat,
+    # never acted on again.
+    assert receiver.processed == 3
+
+
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "EdDSA"])
 def test_asymmetric_algorithms_verify(alg: str) -> None:  # R-SET-16
     t = FakeTransmitter(alg=alg)
@@ -284,3 +321,61 @@ def test_pending_states_expire(tr: FakeTransmitter) -> None:
 
 def test_real_time_clock_default() -> None:
     assert abs(SetVerifier(issuer=ISS, audience="a").clock() - time.time()) < 5
+
+
+# -- SSE ID1 (2021) stream events: no subject, a null state (AMB-7) --------------------------------
+
+SSE_VERIFICATION = "https://schemas.openid.net/secevent/sse/event-type/verification"
+
+
+def _id1_verification(tr: FakeTransmitter, payload: dict[str, Any]) -> str:
+    return tr.sign(claims(tr, sub_id=None, events={SSE_VERIFICATION: payload}))
+
+
+async def test_an_id1_verification_names_no_subject_and_answers_the_receivers_own_stream(
+    tr: FakeTransmitter,
+) -> None:
+    states = VerificationStates(clock=lambda: NOW, new_state=lambda: "s-3")
+    states.new("stream-1")
+
+    result = await _receiver(tr, states).process(_id1_verification(tr, {"state": "s-3"}))
+
+    assert (result.event.event_type, result.event.subject) == (VERIFICATION, {})
+    assert states.confirmed("stream-1", "s-3")
+    with pytest.raises(InvalidState):
+        await _receiver(tr, states).process(_id1_verification(tr, {"state": "forged"}))
+
+
+async def test_a_receiver_of_several_streams_finds_the_one_that_asked(tr: FakeTransmitter) -> None:
+    states = VerificationStates(clock=lambda: NOW, new_state=lambda: "s-4")
+    states.new("stream-7")
+    receiver = Receiver(verifier(), StaticKeys([tr.key]), states=states)  # no stream of its own
+
+    await receiver.process(_id1_verification(tr, {"state": "s-4"}))
+
+    assert states.confirmed("stream-7", "s-4")
+
+
+async def test_a_null_state_is_an_unsolicited_verification(tr: FakeTransmitter) -> None:  # R-VERIFY-5
+    event = (
+        await _receiver(tr, VerificationStates(clock=lambda: NOW)).process(
+            _id1_verification(tr, {"state": None})
+        )
+    ).event
+    assert event.event_type == VERIFICATION
+    with pytest.raises(InvalidRequest, match="state must be a string"):
+        verifier().verify_token(_id1_verification(tr, {"state": 7}), [tr.key])
+
+
+def test_only_stream_events_may_name_no_subject(tr: FakeTransmitter) -> None:  # R-SET-11
+    revocation = tr.sign(claims(tr, sub_id=None, events={SSE_VERIFICATION: {}, SESSION_REVOKED: {}}))
+    with pytest.raises(InvalidRequest, match="no sub_id"):
+        verifier().verify_token(revocation, [tr.key])
+    google = tr.sign(
+        claims(
+            tr,
+            sub_id=None,
+            events={"https://schemas.openid.net/secevent/risc/event-type/verification": {"state": "g"}},
+        )
+    )
+    assert verifier().verify_token(google, [tr.key]).events == {VERIFICATION: {"state": "g"}}

@@ -10,7 +10,7 @@ import time
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from hub.jobs import LEASE_SHARE, ClusterJob
+from hub.runtime.jobs import LEASE_SHARE, ClusterJob
 from hub.store.redis import RedisStore
 
 INTERVAL = 1.0

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import redis.asyncio
 
 from hub.core.backoff import ReconnectBackoff
-from hub.wakeup import QueueSignal
-from hub.wakeup_redis import CHANNEL, RedisWakeupRelay
+from hub.delivery.wakeup import QueueSignal
+from hub.delivery.wakeup_redis import CHANNEL, RedisWakeupRelay
 from tests.support.redis import RedisCluster, RedisServer
 
 FAST_RECONNECT = ReconnectBackoff(base=0.05, cap=0.2)

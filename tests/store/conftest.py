@@ -4,11 +4,13 @@ A new backend is one factory in ``BACKENDS``: it gets the test's request and tmp
 returns an un-opened store; calling it twice must give two stores over the same data
 (durability). The Redis backends run on the session's redis-server and on the session's
 three-node Redis Cluster, flushed per test; both check, on every script call, that the
-script's keys hash to one slot (``SlotCheckedRedisStore``).
+script's keys hash to one slot (``SlotCheckedRedisStore``), and both run with their record
+cache in use, subscribed to the change channel as in a running hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from hub.delivery.wakeup import QueueSignal
+from hub.delivery.wakeup_redis import RedisWakeupRelay
 from hub.store import SQLiteStore, Store
 from hub.store.redis import RedisStore
 from hub.store.redis_engine import ScriptCall
@@ -26,11 +30,28 @@ StoreFactory = Callable[[], Store]
 
 class SlotCheckedRedisStore(RedisStore):
     """A RedisStore that refuses any script call whose KEYS span slots, and notes which
-    scripts ran (``scripts_run``), so the guard needs no cluster to catch a regression."""
+    scripts ran (``scripts_run``), so the guard needs no cluster to catch a regression.
+    Opened, it keeps stream records and subjects (``redis_cache``) as a hub does: a wake-up
+    relay carries the change channel to it."""
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         self.scripts_run: set[str] = set()
+        self.relay: RedisWakeupRelay | None = None
+
+    async def open(self) -> None:
+        await super().open()
+        channel = self.keys.changes_channel
+        self.relay = RedisWakeupRelay(self.url, QueueSignal(), records=self.cache, changes_channel=channel)
+        await self.relay.start()
+        async with asyncio.timeout(10):
+            while not self.cache.live:
+                await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        await super().close()
 
     def _checked(self, source: str, keys: Sequence[str]) -> None:
         slots = {key_slot(key.encode()) for key in keys}
@@ -41,6 +62,10 @@ class SlotCheckedRedisStore(RedisStore):
     async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self._checked(source, keys)
         return await super()._script(source, keys, args)
+
+    def _evalsha(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        self._checked(source, keys)  # every pipelined script call
+        return super()._evalsha(source, keys, args)
 
     async def _scripts_each(self, calls: Sequence[ScriptCall]) -> list[Any]:
         for source, keys, _ in calls:

@@ -15,7 +15,7 @@ from redis.crc import key_slot
 
 from hub.core.health import DeliveryHealth
 from hub.core.issuers import TrustedIssuer
-from hub.core.model import DeliveryState, IngestReceipt, SubjectMode
+from hub.core.model import AuditRecord, DeliveryState, IngestReceipt, RemediationReceipt, SubjectMode
 from hub.store import redis_queue_scripts, redis_scripts
 from hub.store.redis_keys import RedisKeys
 from tests.store.conftest import SlotCheckedRedisStore
@@ -72,6 +72,8 @@ async def test_every_script_runs_with_its_keys_in_one_slot(checked: SlotCheckedR
     await s.purge_pending("s1", at=5.0)
     await s.save_health("s1", DeliveryHealth())
     await s.record_set_errors("s1", {"j1": ("jwtAud", "wrong aud")}, at=5.0)
+    await s.record_receipts("s1", [RemediationReceipt("s1", "j1", "token_dropped", 1, 5.0, 5.0)])
+    await s.append_audit(AuditRecord(at=5.0, kind="stream_updated", stream_id="s1", detail={}))
     await s.delete_finished(before=10.0)
     await s.acquire_lease("job:x", "me", now=1.0, ttl=5.0)
     await s.release_lease("job:x", "me")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,8 +12,9 @@ import pytest
 
 import hub.store.sqlite_engine as sqlite_engine
 from hub.core.model import Delivery, QueuedSet, Stream, SubjectEntry
-from hub.errors import ConfigError, Unavailable
+from hub.errors import ConfigError, StoreUnavailable
 from hub.store import SQLiteStore, open_store
+from hub.store.outages import describe_outage
 
 SYNCHRONOUS_FULL, SYNCHRONOUS_NORMAL = 2, 1  # what PRAGMA synchronous reports
 
@@ -137,7 +137,7 @@ async def test_concurrent_calls_are_serialised_without_errors(sqlite_store: SQLi
 
 # -- failures ---------------------------------------------------------------------------------
 async def test_a_locked_database_is_unavailable_without_leaking_sql(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_engine, "BUSY_TIMEOUT_MS", 50)
     store = SQLiteStore(db_path)
@@ -145,7 +145,7 @@ async def test_a_locked_database_is_unavailable_without_leaking_sql(
     blocker = sqlite3.connect(db_path, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
-        with caplog.at_level(logging.ERROR, logger="hub.store"), pytest.raises(Unavailable) as caught:
+        with pytest.raises(StoreUnavailable) as caught:
             await store.create_stream(a_stream())
     finally:
         blocker.close()
@@ -153,7 +153,9 @@ async def test_a_locked_database_is_unavailable_without_leaking_sql(
 
     assert caught.value.status_code == 503
     assert "INSERT" not in caught.value.description
-    assert "locked" in caplog.text  # the operator sees the real cause
+    # The operator sees the real cause: the web edge logs it once per outage (store_unavailable).
+    cause = caught.value.__cause__
+    assert cause is not None and "locked" in describe_outage(cause)
 
 
 async def test_calls_before_open_or_after_close_fail_clearly(db_path: Path) -> None:
@@ -287,3 +289,21 @@ async def test_a_stream_read_that_overlaps_a_write_is_not_kept(sqlite_store: SQL
         await asyncio.gather(*reads)
         latest = await sqlite_store.get_stream("s1")
         assert latest is not None and latest.description == f"v{round_}"
+
+
+async def test_the_database_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+    # Issue 13: the file holds receivers' push authorization_header values.
+    path = tmp_path / "hub.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.create_stream(a_stream())
+        for file in (path, path.with_name(path.name + "-wal")):
+            assert file.stat().st_mode & 0o777 == 0o600, file
+    finally:
+        await store.close()
+    path.chmod(0o644)  # a file an older hub created
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    await reopened.close()
+    assert path.stat().st_mode & 0o777 == 0o600

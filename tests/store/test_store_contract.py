@@ -17,6 +17,7 @@ from hub.core.model import (
     SubjectEntry,
     SubjectMode,
 )
+from hub.keys.secrets import SecretBox
 from hub.store import Store
 
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
@@ -316,6 +317,47 @@ async def test_audit_is_listed_newest_first_filtered_by_stream_and_outlives_it(s
     assert await store.list_audit() == [deleted, login, created]
     assert await store.list_audit("s1") == [deleted, created]
     assert await store.list_audit(limit=1) == [deleted]
+
+
+async def test_audit_is_filtered_by_time_txn_and_actor_and_pruned_by_age(store: Store) -> None:
+    emitted = AuditRecord(
+        at=10.0, kind="event_emitted", stream_id=None, detail={"actor": "secops", "txn": "t1"}
+    )
+    ingested = AuditRecord(
+        at=20.0, kind="ingest_accepted", stream_id=None, detail={"actor": "idp", "txn": "t2"}
+    )
+    paused = AuditRecord(at=30.0, kind="status_changed", stream_id="s1", detail={"actor": "secops"})
+    for record in (emitted, ingested, paused):
+        await store.append_audit(record)
+
+    assert await store.list_audit(txn="t1") == [emitted]
+    assert await store.list_audit(actor="secops") == [paused, emitted]
+    assert await store.list_audit(since=15.0) == [paused, ingested]
+    assert await store.list_audit(since=15.0, actor="secops") == [paused]
+    assert await store.list_audit(txn="nope") == []
+    assert await store.prune_audit(before=25.0) == 2
+    assert await store.list_audit() == [paused]
+
+
+async def test_push_credentials_are_sealed_at_rest(store: Store, new_store: StoreFactory) -> None:
+    # Issue 13: a copy of the store without the hub's secrets key shows no credential.
+    secret = "Bearer receiver-secret-123"
+    push = Delivery(
+        method="urn:ietf:rfc:8935", endpoint_url="https://a.example/ssf", authorization_header=secret
+    )
+    await store.create_stream(make_stream("legacy", delivery=push))  # written before sealing
+    store.use_secrets(SecretBox.generate())
+    await store.create_stream(make_stream("s1", delivery=push))
+    assert (await store.get_stream("s1")).delivery.authorization_header == secret  # type: ignore[union-attr]
+    assert (await store.get_stream("legacy")).delivery.authorization_header == secret  # type: ignore[union-attr]
+
+    raw = new_store()  # the same data, read without the key
+    await raw.open()
+    try:
+        sealed = (await raw.get_stream("s1")).delivery.authorization_header  # type: ignore[union-attr]
+        assert sealed is not None and sealed.startswith("sealed:") and "receiver-secret" not in sealed
+    finally:
+        await raw.close()
 
 
 # -- lifecycle --------------------------------------------------------------------------------

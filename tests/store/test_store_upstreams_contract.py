@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from hub.core.upstream_compat import Compatibility, PushAuth, RenewalStyle
 from hub.core.upstreams import ClientCredentials, DeliveryMode, Health, StaticBearer, Upstream, UpstreamState
+from hub.keys.secrets import SecretBox
 from hub.store import Store
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
@@ -97,3 +99,45 @@ async def test_upstreams_survive_reopening(new_store: StoreFactory) -> None:
         assert found is not None and found.state.stream_id == "s-9" and found.state.failures == 3
     finally:
         await second.close()
+
+
+async def test_a_static_bearer_token_is_sealed_at_rest(new_store: StoreFactory) -> None:
+    sealed_store = new_store()
+    await sealed_store.open()
+    sealed_store.use_secrets(SecretBox.generate())
+    bearer = make_upstream("dev", token_source=StaticBearer("dev-token-abc"))
+    try:
+        assert await sealed_store.add_upstream(bearer)
+        assert (await sealed_store.get_upstream("dev")) == bearer
+    finally:
+        await sealed_store.close()
+    raw = new_store()  # without the key
+    await raw.open()
+    try:
+        stored = await raw.get_upstream("dev")
+        assert stored is not None and isinstance(stored.token_source, StaticBearer)
+        assert (
+            stored.token_source.token.startswith("sealed:") and "dev-token" not in stored.token_source.token
+        )
+    finally:
+        await raw.close()
+
+
+async def test_compatibility_options_and_adaptations_round_trip(store: Store) -> None:
+    """Issue #15: an upstream's compatibility options, its "auto" delivery and what its link
+    adapted to are stored with it."""
+    compatibility = Compatibility(
+        expected_issuer="https://idp.example.com/.well-known/ssf-configuration",
+        create_fields={"aud": ["https://hub.example.com"], "tenant": "t-1"},
+        omit_fields=("description",),
+        renewal=RenewalStyle.REPLACE,
+        push_auth=PushAuth.ENDPOINT_URL_TOKEN,
+    )
+    upstream = make_upstream(delivery=None, compatibility=compatibility)
+    await store.add_upstream(upstream)
+    assert await store.get_upstream("okta") == upstream
+    state = UpstreamState(health=Health.DEGRADED, delivery="push").adapted("first").adapted("second")
+    assert await store.save_upstream_state("okta", state) is True
+    found = await store.get_upstream("okta")
+    assert found is not None and found.state == state and found.state.adaptations == ("first", "second")
+    assert found.compatibility == compatibility and found.delivery is None

@@ -17,10 +17,14 @@ import uvicorn
 from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 
-from hub.access import mint_local_token
+from hub.auth.tokens import mint_local_token
 from hub.config import Settings, load_settings
-from hub.keys import load_or_create_token_key
+from hub.core.discovery import issuer_path, well_known_path
+from hub.keys.ring import load_or_create_token_key
 from hub.web.app import create_app
+from hub.web.openapi import openapi_document
+from hub.web.server import ReadDeadlines, server_config
+from tests.support.openapi import ResponseChecker
 from tests.support.sets import verify_set
 
 
@@ -38,6 +42,7 @@ class RunningHub:
     client: httpx.AsyncClient
     app: Starlette | None = None  # in this process: ``app.state.hub`` is the running hub's context
     token_key: ECKey | None = None  # the key the hub's local tokens are signed with (any store)
+    responses: ResponseChecker | None = None  # checks every answer against /openapi.json
 
     @property
     def issuer(self) -> str:
@@ -133,8 +138,15 @@ async def run_hub(
     settings = load_settings(environ={}, overrides=values)
     app = create_app(settings, **(app_kwargs or {}))
     port = settings.port
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    deadlines = ReadDeadlines.from_settings(settings)
+    config = server_config(
+        app,
+        settings,
+        deadlines,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -146,10 +158,13 @@ async def run_hub(
         if not server.started:
             raise RuntimeError("hub did not start")
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=40) as client:
+        issuer = settings.issuer_url
+        checker = ResponseChecker(openapi_document(issuer, issuer_path(issuer), well_known_path(issuer)))
+        hooks = {"response": [checker.hook(base)]}
+        async with httpx.AsyncClient(base_url=base, timeout=40, event_hooks=hooks) as client:
             # From the hub's own key storage: on Redis the key is in the store, not the data dir.
             token_key = await app.state.hub.key_storage.token_key()
-            yield RunningHub(settings, base, client, app, token_key)
+            yield RunningHub(settings, base, client, app, token_key, checker)
     finally:
         server.should_exit = True
         await task

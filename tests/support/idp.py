@@ -10,6 +10,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from joserfc import jws
@@ -121,10 +122,13 @@ class FakeIdP:
 
 
 @contextlib.asynccontextmanager
-async def run_idp(alg: str = "RS256", *, path: str = "/idp") -> AsyncIterator[FakeIdP]:
-    """Serve a fresh :class:`FakeIdP` on loopback; its ``iss`` is its URL plus ``path``."""
+async def run_idp(
+    alg: str = "RS256", *, path: str = "/idp", tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[FakeIdP]:
+    """Serve a fresh :class:`FakeIdP` on loopback (over https with ``tls``: certificate and key
+    files); its ``iss`` is its URL plus ``path``."""
     idp = FakeIdP(alg=alg)
     idp.rotate()
-    async with serve_app(idp.app()) as url:
+    async with serve_app(idp.app(), tls=tls) as url:
         idp.url, idp.iss = url, url + path
         yield idp

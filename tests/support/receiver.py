@@ -39,8 +39,12 @@ class PushReceiver:
     url: str = ""
     received: list[Received] = field(default_factory=list)
     script: list[Reply] = field(default_factory=list)  # consumed in order, then `default`
-    default: Reply = field(default_factory=Reply)
+    # What to answer once the script is used up: a Reply, or one chosen per SET (its body).
+    default: Reply | Callable[[str], Reply] = field(default_factory=Reply)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    delay: Callable[[str], float] | None = None  # per SET (its body): seconds before answering
+    open_requests: int = 0  # requests being answered right now
+    max_open: int = 0  # the most that were ever open at once
 
     def then(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -70,12 +74,22 @@ class PushReceiver:
 
     def app(self) -> Starlette:
         async def endpoint(request: Request) -> Response:
+            self.open_requests += 1
+            self.max_open = max(self.max_open, self.open_requests)
+            try:
+                return await answer(request)
+            finally:
+                self.open_requests -= 1
+
+        async def answer(request: Request) -> Response:
             body = (await request.body()).decode()
-            reply = self.script.pop(0) if self.script else self.default
+            choice = self.script.pop(0) if self.script else self.default
+            reply = choice if isinstance(choice, Reply) else choice(body)
             self.received.append(Received(time.monotonic(), dict(request.headers), body, reply.status))
             self.arrived.set()
-            if reply.delay:
-                await asyncio.sleep(reply.delay)
+            delay = reply.delay + (self.delay(body) if self.delay is not None else 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             if reply.json is not None:
                 return JSONResponse(reply.json, status_code=reply.status, headers=reply.headers)
             return Response(status_code=reply.status, headers=reply.headers)

@@ -34,6 +34,7 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=free_port)
     appendonly: bool = False
+    appendfsync: str = "everysec"  # with appendonly: "always" fsyncs every write
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +47,7 @@ class RedisServer:
 
     def _command(self) -> list[str]:
         persistence = (
-            ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+            ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", ""]
             if self.appendonly
             else ["--appendonly", "no", "--save", ""]
         )
@@ -157,6 +158,11 @@ class ClusterNode(RedisServer):
         return [*super()._command(), "--cluster-enabled", "yes", "--cluster-config-file", nodes_conf]
 
 
+def _in_sync(client: redis.Redis) -> bool:
+    info = client.info("replication")
+    return info.get("role") != "slave" or info.get("master_link_status") == "up"
+
+
 @dataclass
 class RedisCluster:
     """Three masters, no replicas: every slot covered, each node owning a third of them."""
@@ -179,10 +185,12 @@ class RedisCluster:
                 client.flushall()
 
     def wait_ok(self) -> None:
+        """Every node sees the cluster ok, and every replica is in sync with its master (a
+        manual failover on a replica still syncing times out and changes nothing)."""
         deadline = time.monotonic() + START_TIMEOUT
         for node in self.nodes:
             with redis.Redis(port=node.port, socket_timeout=2, decode_responses=True) as client:
-                while client.cluster("info").get("cluster_state") != "ok":
+                while client.cluster("info").get("cluster_state") != "ok" or not _in_sync(client):
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"cluster not ok on port {node.port}: {node._last_words()}")
                     time.sleep(0.05)
@@ -191,18 +199,46 @@ class RedisCluster:
         for node in self.nodes:
             node.stop(signal.SIGKILL)
 
+    def replica_ports(self) -> list[int]:
+        """The ports of the nodes that are replicas now (``CLUSTER NODES`` flags)."""
+        nodes = subprocess.run(
+            [REDIS_CLI, "-p", str(self.nodes[0].port), "cluster", "nodes"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        ports = []
+        for line in nodes.splitlines():
+            fields = line.split()  # id host:port@bus flags master ...
+            if len(fields) > 2 and "slave" in fields[2]:
+                ports.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+        return ports
+
+    def fail_over(self, replica_port: int) -> None:
+        """``CLUSTER FAILOVER`` on a replica: it takes over its master's slots (no data lost)."""
+        done = subprocess.run(
+            [REDIS_CLI, "-p", str(replica_port), "cluster", "failover"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0 or "OK" not in done.stdout:
+            raise RuntimeError(f"cluster failover on {replica_port}: {done.stdout}{done.stderr}")
+
 
 @contextlib.contextmanager
-def start_redis_cluster(directory: Path) -> Iterator[RedisCluster]:
-    """A three-master Redis Cluster on free loopback ports, stopped at the end."""
+def start_redis_cluster(directory: Path, *, replicas: int = 0) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on free loopback ports (``replicas`` per master), stopped
+    at the end."""
     if not Path(REDIS_CLI).exists():
         raise RuntimeError("redis-cli is not installed (tests/check.sh installs redis-tools)")
-    cluster = RedisCluster([ClusterNode(directory / f"node-{n}", free_cluster_port()) for n in range(3)])
+    count = CLUSTER_MASTERS * (1 + replicas)
+    cluster = RedisCluster([ClusterNode(directory / f"node-{n}", free_cluster_port()) for n in range(count)])
     try:
         for node in cluster.nodes:
             node.start()
         create = [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes)]
-        create += ["--cluster-replicas", "0", "--cluster-yes"]
+        create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
         done = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")

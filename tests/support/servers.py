@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 import uvicorn
@@ -15,8 +16,11 @@ STARTUP_TIMEOUT = 5.0
 
 
 @asynccontextmanager
-async def serve_app(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off") -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port; yields ``http://127.0.0.1:PORT``.
+async def serve_app(
+    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off", tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; yields ``http://127.0.0.1:PORT`` (``https`` with
+    ``tls``: the certificate and key PEM files to serve with).
 
     The socket is bound here (port 0) and handed to uvicorn, so there is no window in
     which another process could take the port between picking and binding it.
@@ -34,6 +38,8 @@ async def serve_app(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "o
         log_config=None,  # leave the test process's logging setup alone
         log_level="warning",
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -46,7 +52,7 @@ async def serve_app(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "o
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("uvicorn did not start in time")
             await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         try:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub.access import (
+from hub.auth.tokens import (
     LOCAL_AUDIENCE,
     LOCAL_ISSUER,
     SCOPE_ADMIN,
@@ -33,7 +33,7 @@ from hub.access import (
     require_scope,
 )
 from hub.errors import ConfigError, Forbidden, Unauthorized
-from hub.keys import eddsa_allowed, load_or_create_token_key
+from hub.keys.ring import eddsa_allowed, load_or_create_token_key
 from tests.support.servers import serve_app
 
 NOW = 1_700_000_000.0

@@ -140,6 +140,8 @@ def test_false_booleans_from_the_environment(tmp_path: Path, text: str) -> None:
         ({"SSF_HUB_SIGNING_ALG": "HS256"}, "environment SSF_HUB_SIGNING_ALG"),
         ({"SSF_HUB_SIGNING_PROCESSES": "-1"}, "environment SSF_HUB_SIGNING_PROCESSES"),
         ({"SSF_HUB_SIGNING_PROCESSES": "many"}, "environment SSF_HUB_SIGNING_PROCESSES"),
+        ({"SSF_HUB_PUSH_ORDER": "global"}, "environment SSF_HUB_PUSH_ORDER"),
+        ({"SSF_HUB_PUSH_STREAM_IN_FLIGHT": "0"}, "environment SSF_HUB_PUSH_STREAM_IN_FLIGHT"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(env: dict[str, str], origin: str) -> None:

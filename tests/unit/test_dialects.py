@@ -138,7 +138,6 @@ def test_distinct_events_stay_distinct_and_unknown_ones_are_skipped() -> None:  
         ({"events": []}, "non-empty"),
         ({"events": {CAEP + "session-revoked": []}}, "must be a JSON object"),
         ({"events": {CAEP + "credential-change": {"credential_type": "x"}}}, "change_type"),
-        ({"events": {CAEP + "session-revoked": {"event_timestamp": -5}}}, "event_timestamp"),
         ({"txn": ""}, "txn"),
         ({"txn": 7}, "txn"),
         ({"jti": None}, "jti"),
@@ -150,6 +149,31 @@ def test_unusable_sets_are_refused(changes: dict[str, Any], message: str) -> Non
     claims = {k: v for k, v in claims.items() if v is not None}
     with pytest.raises(InvalidEvent, match=message):
         read_inbound(claims)
+
+
+def test_an_optional_claim_that_does_not_fit_refuses_only_a_strict_issuers_set() -> None:
+    claims = set_claims({CAEP + "session-revoked": {"event_timestamp": -5}})
+
+    (event,) = read_inbound(claims).events
+    assert event.claims == {}
+    assert [(c.member, c.action) for c in event.tolerated] == [("event_timestamp", "dropped")]
+    with pytest.raises(InvalidEvent, match="event_timestamp"):
+        read_inbound(claims, strict=True)
+
+
+def test_an_sse_id1_stream_event_may_name_no_subject() -> None:  # AMB-7
+    inbound = read_inbound(set_claims({SSE + "verification": {"state": "s-1"}}, sub_id=None))
+
+    assert inbound.subject == {}
+    assert [(e.uri, e.claims) for e in inbound.events] == [(SSF + "verification", {"state": "s-1"})]
+    with pytest.raises(InvalidEvent, match="names no subject"):  # a revocation still needs one
+        read_inbound(set_claims({SSE + "verification": {}, CAEP + "session-revoked": {}}, sub_id=None))
+
+
+def test_googles_risc_verification_is_ssf_verification() -> None:
+    inbound = read_inbound(set_claims({RISC + "verification": {"state": "s-2"}}))
+
+    assert [(e.uri, e.event_type.family) for e in inbound.events] == [(SSF + "verification", "ssf")]
 
 
 def test_a_risc_identifier_event_still_needs_an_identifier_subject() -> None:  # R-RISC-4

@@ -152,3 +152,14 @@ def test_subject_values_list_every_simple_identifier() -> None:
         "session": {"format": "opaque", "id": "s"},
     }
     assert subject_values(subject) == [("email", "a@example.com"), ("opaque", "o"), ("opaque", "s")]
+
+
+def test_strict_is_off_unless_registered_and_survives_the_store() -> None:
+    assert register().strict is False
+    strict = register(strict=True)
+    assert TrustedIssuer.from_record(strict.to_record()) == strict
+    assert strict.public_view()["strict"] is True
+    older = {k: v for k, v in register().to_record().items() if k != "strict"}  # stored before issue 15
+    assert TrustedIssuer.from_record(older).strict is False
+    with pytest.raises(InvalidRequest, match="strict must be true or false"):
+        register(strict="true")

@@ -13,7 +13,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from hub.errors import ConfigError
-from hub.keys import (
+from hub.keys.ring import (
     SIGNING_ALGS,
     KeyFile,
     SigningKeyRing,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from hub.core.events import CAEP_BASE
 from hub.core.model import POLL_METHOD, Delivery, Status, Stream, SubjectEntry
 from hub.core.routing import Route, candidate_streams, route
-from hub.core.subjects import subject_key
+from receivers.events import CAEP_BASE
+from receivers.subjects import subject_key
 
 REVOKED = CAEP_BASE + "session-revoked"
 CRED_CHANGE = CAEP_BASE + "credential-change"

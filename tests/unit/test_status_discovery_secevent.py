@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from hub.core.discovery import metadata, well_known_path
-from hub.core.events import CAEP_BASE
 from hub.core.model import POLL_METHOD, PUSH_METHOD, Delivery, Status, Stream
 from hub.core.secevent import build_set_claims, check_set_claims
 from hub.core.status import REASON_MAX, StatusUpdate, must_announce, parse_status_update, status_object
 from hub.errors import InvalidEvent, InvalidRequest
+from receivers.events import CAEP_BASE
 
 ISSUER = "https://hub.example.com"
 REVOKED = CAEP_BASE + "session-revoked"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from hub.core.events import CAEP_BASE, RISC_BASE
 from hub.core.model import POLL_METHOD, PUSH_METHOD, Delivery, Status, Stream, SubjectMode
 from hub.core.streams import (
     AUTH_HEADER_MAX,
@@ -24,6 +23,7 @@ from hub.core.streams import (
     stream_config,
 )
 from hub.errors import InvalidRequest
+from receivers.events import CAEP_BASE, RISC_BASE
 
 REVOKED = CAEP_BASE + "session-revoked"
 CRED_CHANGE = CAEP_BASE + "credential-change"
@@ -139,9 +139,24 @@ def test_events_delivered_is_the_intersection_in_the_receivers_order() -> None:
     assert events_delivered(supported, [DISABLED, UNKNOWN, REVOKED]) == (DISABLED, REVOKED)
 
 
-@pytest.mark.parametrize("requested", [None, [], [UNKNOWN]])
-def test_nothing_is_delivered_when_nothing_known_is_requested(requested: list[str] | None) -> None:
+@pytest.mark.parametrize("requested", [None, []])
+def test_nothing_is_delivered_when_nothing_is_requested(requested: list[str] | None) -> None:
     assert events_delivered((REVOKED,), requested) == ()
+
+
+def test_a_request_of_only_unsupported_events_is_refused_naming_the_supported_ones() -> None:
+    # Issue 13: never a stream that will not receive anything.
+    with pytest.raises(InvalidRequest, match="none of events_requested is delivered here") as info:
+        events_delivered((REVOKED, DISABLED), [UNKNOWN])
+    assert f"supported event types: {REVOKED}, {DISABLED}" in info.value.description
+
+
+def test_short_names_and_legacy_uris_are_read_as_their_event_types() -> None:
+    legacy = "https://schemas.openid.net/secevent/sse/event-type/verification"
+    stream = create({"events_requested": ["session-revoked", REVOKED, "account-disabled", legacy]})
+    verification = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+    assert stream.events_requested == (REVOKED, DISABLED, verification)
+    assert stream.events_delivered == (REVOKED, DISABLED)
 
 
 # --- creating a stream (R-STREAM-5, R-STREAM-6) -------------------------------------------------

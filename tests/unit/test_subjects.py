@@ -8,14 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.core.subjects import (
-    index_keys,
-    stream_subject,
-    subject_key,
-    subjects_match,
-    validate_subject,
-)
+from hub.core.subjects import stream_subject, validate_subject
 from hub.errors import InvalidEvent
+from receivers.subjects import index_keys, subject_key, subjects_match
 
 # One valid example per format (R-SUB-2, R-SUB-5), with the member to tamper with.
 VALID: dict[str, tuple[dict[str, Any], str]] = {

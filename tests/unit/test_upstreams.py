@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hub.config import load_settings
+from hub.core.upstream_compat import revocation_events
 from hub.core.upstreams import (
     ClientCredentials,
     DeliveryMode,
@@ -15,18 +16,45 @@ from hub.core.upstreams import (
     Upstream,
     UpstreamState,
     backoff_delay,
+    choose_delivery,
     issuer_from_config_url,
     parse_upstream,
 )
 from hub.errors import ConfigError, InvalidRequest
+from receivers.events import CATALOGUE
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+PUSH, POLL = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"
 DEFAULTS = (CAEP + "session-revoked", CAEP + "credential-change")
 BEARER = {"type": "bearer", "token": "dev"}
 
 
 def parse(body: dict[str, Any]) -> Upstream:
     return parse_upstream(body, upstream_id="idp", default_events=DEFAULTS, now=100.0)
+
+
+@pytest.mark.parametrize(
+    ("configured", "methods", "chosen"),
+    [
+        (None, (PUSH,), DeliveryMode.PUSH),  # a push-only transmitter (issue #15)
+        (None, (POLL,), DeliveryMode.POLL),
+        (None, (PUSH, POLL), DeliveryMode.POLL),  # both: poll, as before
+        (None, (), DeliveryMode.POLL),  # none listed (or null)
+        (DeliveryMode.PUSH, (POLL,), DeliveryMode.PUSH),  # the operator's choice stands
+    ],
+)
+def test_auto_delivery_follows_the_methods_the_transmitter_lists(
+    configured: DeliveryMode | None, methods: tuple[str, ...], chosen: DeliveryMode
+) -> None:
+    assert choose_delivery(configured, methods) is chosen
+
+
+def test_the_default_upstream_events_are_the_revocation_relevant_ones() -> None:
+    events = revocation_events()
+    assert CAEP + "session-revoked" in events and RISC + "account-disabled" in events
+    assert CAEP + "session-established" not in events and RISC + "account-enabled" not in events
+    assert set(events) <= set(CATALOGUE.deliverable_uris())
 
 
 @pytest.mark.parametrize(
@@ -47,9 +75,9 @@ def test_a_configuration_url_names_its_issuer(url: str, issuer: str) -> None:
     assert issuer_from_config_url(url) == issuer
 
 
-def test_an_upstream_defaults_to_poll_and_every_routable_event() -> None:
+def test_an_upstream_defaults_to_auto_delivery_and_the_default_events() -> None:
     upstream = parse({"config_url": "https://idp.example.com", "token_source": BEARER})
-    assert upstream.upstream_id == "idp" and upstream.delivery is DeliveryMode.POLL
+    assert upstream.upstream_id == "idp" and upstream.delivery is None  # picked at connect
     assert upstream.events_requested == DEFAULTS and upstream.token_source == StaticBearer("dev")
     assert upstream.created_at == 100.0 and upstream.state.health is Health.PENDING
 
@@ -90,7 +118,7 @@ def test_client_credentials_are_read_with_their_options() -> None:
         ({"config_url": "https://idp", "token_source": {"type": "password"}}, "token_source type"),
         ({"config_url": "https://idp", "token_source": {"type": "bearer"}}, "bearer"),
         ({"config_url": "https://idp", "token_source": {"type": "client_credentials"}}, "token_endpoint"),
-        ({"config_url": "https://idp", "token_source": BEARER, "delivery": "email"}, "push or poll"),
+        ({"config_url": "https://idp", "token_source": BEARER, "delivery": "email"}, "push, poll or auto"),
         ({"config_url": "https://idp", "token_source": BEARER, "events_requested": []}, "events_requested"),
         (
             {"config_url": "https://idp", "token_source": BEARER, "events_requested": ["nope"]},

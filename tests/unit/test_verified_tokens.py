@@ -10,10 +10,10 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey
 
-from hub.access import TokenValidator, mint_local_token
+from hub.auth.tokens import TokenValidator, mint_local_token
+from hub.auth.verified import VerifiedTokens
 from hub.errors import Unauthorized
-from hub.keys import load_or_create_token_key
-from hub.verified_tokens import VerifiedTokens
+from hub.keys.ring import load_or_create_token_key
 from tests.unit.test_access import ISS, NOW, Clock, Idp, clock, http, idp  # noqa: F401  (fixtures)
 
 

@@ -51,3 +51,50 @@ async def idp_streams(idp: RunningHub) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     data: list[dict[str, Any]] = r.json()
     return data
+
+
+UPSTREAM_CLAIM = "urn:ssf-hub:upstream"
+
+
+def admin(hub: RunningHub) -> dict[str, str]:
+    return hub.auth("secops", "ssf.admin")
+
+
+async def upstream_record(hub: RunningHub, upstream_id: str) -> dict[str, Any]:
+    """One upstream as the admin API shows it (configuration and state)."""
+    r = await hub.client.get(f"/ssf/admin/upstreams/{upstream_id}", headers=admin(hub))
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+async def wait_for_health(hub: RunningHub, upstream_id: str, health: str) -> dict[str, Any]:
+    """The upstream's state once its health is ``health`` (with a stream, when healthy)."""
+
+    async def check() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await upstream_record(hub, upstream_id))["state"]
+        return state if state["health"] == health and (health != "healthy" or state["stream_id"]) else None
+
+    found: dict[str, Any] = await eventually(check)
+    return found
+
+
+async def revocations_downstream(hub: RunningHub, stream: dict[str, Any], txn: str) -> dict[str, Any]:
+    """Poll the hub's downstream stream until the session-revoked SET with ``txn`` arrives
+    (every SET verified against the hub's JWKS); its claims."""
+
+    async def check() -> dict[str, Any] | None:
+        for claims in await hub.poll_verified(stream, sub="agent-1"):
+            if claims.get("txn") == txn:
+                return claims
+        return None
+
+    found: dict[str, Any] = await eventually(check)
+    return found
+
+
+async def downstream_poll_stream(hub: RunningHub) -> dict[str, Any]:
+    """A downstream POLL stream at the hub, for alice's session revocations."""
+    stream = await hub.create_stream("agent-1", events_requested=[SESSION_REVOKED])
+    await hub.add_subject(stream["stream_id"], ALICE, sub="agent-1")
+    return stream

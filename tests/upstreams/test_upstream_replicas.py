@@ -11,9 +11,9 @@ import httpx
 from joserfc.jwk import ECKey
 
 from hub.config import load_settings
+from hub.runtime.upstreams import build_supervisor
 from hub.store import SQLiteStore
 from hub.upstreams.configuration import add_upstream
-from hub.upstreams.runtime import build_supervisor
 from hub.upstreams.supervisor import UpstreamSupervisor
 from tests.support.hub import run_hub
 from tests.upstreams.support import FAST, IDP, emit_at_idp, eventually, idp_streams

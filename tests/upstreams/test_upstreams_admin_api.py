@@ -75,3 +75,52 @@ async def test_ids_are_unique_and_unknown_ids_are_404(hub: RunningHub) -> None:
     r = await hub.client.delete(URL + "/okta", headers=admin(hub))
     assert r.status_code == 204
     assert (await hub.client.get(URL, headers=admin(hub))).json() == []
+
+
+async def test_compatibility_options_are_stored_and_shown(hub: RunningHub) -> None:
+    """Issue #15: what an operator knows about a transmitter's quirks, given when adding it."""
+    compatibility = {
+        "expected_issuer": "https://idp.example.com/.well-known/ssf-configuration",
+        "create_fields": {"aud": "https://hub.example.com"},
+        "omit_fields": ["description"],
+        "renewal": "replace",
+        "push_auth": "endpoint_url_token",
+    }
+    body = {"upstream_id": "odd", "config_url": "https://idp.example.com", "token_source": BEARER}
+    r = await hub.client.post(URL, json={**body, "compatibility": compatibility}, headers=admin(hub))
+    assert r.status_code == 201, r.text
+    assert r.json()["compatibility"] == compatibility
+    assert r.json()["delivery"] == "auto"  # picked from the transmitter's metadata at connect
+    shown = (await hub.client.get(URL + "/odd", headers=admin(hub))).json()
+    assert shown["compatibility"] == compatibility and shown["state"]["adaptations"] == []
+    # Without options the hub stays strict: every option at its default.
+    r = await hub.client.post(URL, json={**body, "upstream_id": "plain"}, headers=admin(hub))
+    assert r.json()["compatibility"] == {
+        "expected_issuer": None,
+        "create_fields": {},
+        "omit_fields": [],
+        "renewal": "patch",
+        "push_auth": "authorization_header",
+    }
+
+
+@pytest.mark.parametrize(
+    ("compatibility", "complaint"),
+    [
+        ([], "compatibility must be a JSON object"),
+        ({"strict": False}, "unknown compatibility option(s): strict"),
+        ({"expected_issuer": "idp"}, "expected_issuer"),
+        ({"create_fields": {"delivery": {}}}, "the hub sets delivery itself"),
+        ({"create_fields": {"aud": None}}, "aud must be a JSON value"),
+        ({"omit_fields": ["aud"]}, "omit_fields must be an array of: description, events_requested"),
+        ({"renewal": "post"}, "renewal must be patch, replace or recreate"),
+        ({"push_auth": "query"}, "push_auth must be authorization_header or endpoint_url_token"),
+    ],
+)
+async def test_a_bad_compatibility_option_is_a_400_naming_it(
+    hub: RunningHub, compatibility: Any, complaint: str
+) -> None:
+    body = {"config_url": "https://idp.example.com", "token_source": BEARER, "compatibility": compatibility}
+    r = await hub.client.post(URL, json=body, headers=admin(hub))
+    assert r.status_code == 400, r.text
+    assert r.json()["err"] == "invalid_request" and complaint in r.json()["description"]

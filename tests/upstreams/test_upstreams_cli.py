@@ -90,3 +90,48 @@ async def test_command_line_mistakes_are_one_line_on_stderr(tmp_path: Path) -> N
     assert no_key.stderr.count("\n") == 1
     unknown = await cli("remove", "nope", "--data-dir", data)
     assert unknown.returncode == 1 and "no upstream nope" in unknown.stderr
+
+
+async def test_compatibility_options_from_the_command_line(tmp_path: Path) -> None:
+    """Issue #15: ``upstreams add`` takes the options an odd transmitter needs."""
+    data = str(tmp_path / "hub")
+    added = await cli(
+        "add",
+        "--data-dir",
+        data,
+        "--config-url",
+        "https://idp.example.com/.well-known/ssf-configuration",
+        "--token-source",
+        "bearer",
+        "--bearer-token",
+        "t",
+        "--name",
+        "odd",
+        "--expected-issuer",
+        "https://idp.example.com/.well-known/ssf-configuration",
+        "--create-field",
+        "aud=https://hub.example.com",
+        "--create-field",
+        'scopes=["a","b"]',
+        "--omit-field",
+        "description",
+        "--renewal",
+        "recreate",
+        "--push-auth",
+        "endpoint_url_token",
+    )
+    assert added.returncode == 0, added.stderr
+    (record,) = json.loads((await cli("list", "--data-dir", data, "--json")).stdout)
+    assert record["delivery"] == "auto"
+    assert record["compatibility"] == {
+        "expected_issuer": "https://idp.example.com/.well-known/ssf-configuration",
+        "create_fields": {"aud": "https://hub.example.com", "scopes": ["a", "b"]},
+        "omit_fields": ["description"],
+        "renewal": "recreate",
+        "push_auth": "endpoint_url_token",
+    }
+    bad = await cli(
+        "add", "--data-dir", data, "--config-url", "https://idp.example.com", "--token-source", "bearer",
+        "--bearer-token", "t", "--create-field", "aud",
+    )  # fmt: skip
+    assert bad.returncode == 1 and "--create-field 'aud': give NAME=VALUE" in bad.stderr

@@ -1,0 +1,1 @@
+"""The hub's own keys: the signing ring and token key, where they persist, rotation, signing."""

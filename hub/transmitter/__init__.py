@@ -1,0 +1,1 @@
+"""The SSF transmitter use cases: issuing SETs (route, sign, queue) and managing streams."""
