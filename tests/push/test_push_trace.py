@@ -13,7 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.push.helpers import ALICE, FAST, admin, emit_one, push_stream, stream_view, trace, until_state
+from tests.push.helpers import (
+    ALICE,
+    FAST,
+    admin,
+    emit_one,
+    push_stream,
+    stream_view,
+    trace,
+    until,
+    until_state,
+)
 from tests.support.hub import RunningHub, run_hub
 from tests.support.receiver import Reply, push_receiver
 
@@ -108,6 +118,8 @@ async def test_the_streams_view_shows_depth_oldest_age_last_success_and_last_err
         for _ in range(3):
             await emit_one(hub)
         await receiver.wait_for(3)
+        # The receiver answers before the hub records the failure: wait for the record.
+        await until(lambda: _failing(hub, sid))
         await asyncio.sleep(0.3)
         view = await stream_view(hub, sid)
         assert view["queued"] == 3
@@ -116,6 +128,11 @@ async def test_the_streams_view_shows_depth_oldest_age_last_success_and_last_err
         assert view["last_error"] == "HTTP 503" and view["last_error_at"] >= view["last_success_at"]
         assert view["status"] == "enabled" and view["credentials_failing"] is False
         assert view["delivery"] == {"method": "urn:ietf:rfc:8935", "endpoint_url": receiver.url}
+
+
+async def _failing(hub: RunningHub, stream_id: str) -> bool:
+    """The hub has recorded a failed attempt of the stream's oldest SET and set its retry."""
+    return (await stream_view(hub, stream_id)).get("next_retry_at") is not None
 
 
 async def test_ssf_hub_trace_and_streams_print_the_admin_views(tmp_path: Path) -> None:
@@ -146,13 +163,14 @@ async def test_ssf_hub_trace_and_streams_print_the_admin_views(tmp_path: Path) -
         receiver.default = Reply(503)
         await emit_one(hub)
         await receiver.wait_for(3)
+        await until(lambda: _failing(hub, sid))
         out = await cli("streams", "--url", hub.base_url, "--token", token)
         assert out.returncode == 0, out.stderr
         header, *rows = out.stdout.splitlines()
         assert header.split()[:6] == ["STREAM", "OWNER", "METHOD", "STATUS", "QUEUED", "OLDEST"]
         (row,) = [r for r in rows if r.startswith(sid)]
         assert row.split()[1:5] == ["receiver-1", "push", "enabled", "1"]
-        assert row.endswith("/ HTTP 503")
+        assert "/ HTTP 503 / next retry 20" in row  # the stream is failing: when it tries again
 
         out = await cli("streams", "--url", hub.base_url, "--token", token, "--json")
         assert out.returncode == 0, out.stderr
