@@ -8,7 +8,7 @@ delivered per stream -> agent dropped its token -> tool refused the stale call -
 re-authenticated and was served, then the receipts the hub holds per stream.
 
 ``--console`` keeps everything running and prints the console URL and an admin token;
-Ctrl-C stops everything the demo started and deletes its data. ``--quick`` skips the pauses
+Ctrl-C (or SIGTERM) stops everything the demo started and deletes its data. ``--quick`` skips the pauses
 meant for a human reader (the tests run it so).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -106,8 +107,22 @@ async def _demo(workdir: Path, *, quick: bool, keep_running: bool, out: TextIO) 
                     _say(out, f"\nconsole: {base}/console  (sign in with this ssf.admin token, valid 12 h)")
                     _say(out, token)
                     _say(out, "Ctrl-C stops the hub, the IdP and the receivers.")
-                    await asyncio.Event().wait()
+                    await _until_terminated()
     return 0 if complete else 1
+
+
+async def _until_terminated() -> None:
+    """Wait for SIGTERM (``docker stop``, ``kill``); Ctrl-C cancels the wait through
+    ``asyncio.run``. Either way everything the demo started stops and its data is deleted."""
+    terminated = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers here
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    try:
+        await terminated.wait()
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _revocation(

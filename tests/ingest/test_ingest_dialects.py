@@ -300,6 +300,12 @@ async def test_an_upstream_link_is_verified_by_a_subjectless_draft_2021_verifica
             assert state["stream_id"] == "id1-stream" and state["verified_at"] is not None
             assert id1.delivery["endpoint_url"] == hub.issuer + "/ssf/ingest"
             assert [v["stream_id"] for v in id1.verifications] == ["id1-stream"]
+
+            async def answered() -> bool:
+                return bool(id1.pushed)
+
+            # The hub can record the link healthy before its 202 reaches the transmitter's client.
+            await eventually(answered)
             assert id1.pushed == [202]  # the subject-less verification, accepted
             revoked = id1.legacy_set(
                 CAEP + "session-revoked", {"subject": ALICE, "reason_admin": "Compromised"}, txn="id1-up-txn"

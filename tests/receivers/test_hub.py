@@ -33,6 +33,7 @@ from receivers import (
     push_delivery,
 )
 from receivers.events import CREDENTIAL_CHANGE, SESSION_REVOKED, VERIFICATION
+from tests.push.helpers import until as until_recorded
 from tests.receivers.support import ALICE, FakeAuthServer, serve_auth_server
 from tests.support.hub import RunningHub, run_hub
 from tests.support.servers import serve_app
@@ -270,6 +271,11 @@ async def test_push_delivery_from_the_hub(tmp_path: Path) -> None:
             ).json()["sets"]
             return sets
 
+        async def recorded() -> bool:
+            return bool((await trace_of(emitted["txn"]))[0]["state"] == "delivered")
+
+        # The receiver acts before it answers 202; the hub records the delivery after that answer.
+        await until_recorded(recorded)
         (delivered,) = await trace_of(emitted["txn"])
         assert delivered["state"] == "delivered"
 
