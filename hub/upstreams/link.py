@@ -287,7 +287,8 @@ class UpstreamLink(LinkRecord):
         self, client: StreamClient, stream: StreamConfig, polling: asyncio.Task[None] | None
     ) -> None:
         while True:
-            self._wake.clear()
+            # A wake-up is cleared only just before the check that answers it: one that came
+            # while verifying or during the last check (a pause it did not see) checks again.
             watched: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
             if polling is not None:
                 watched.add(polling)
@@ -298,6 +299,7 @@ class UpstreamLink(LinkRecord):
                 waiter.cancel()
             if polling is not None and polling in done:
                 raise_if_poll_ended(polling)
+            self._wake.clear()
             stream = await self._check(client, stream)
 
     async def _check(self, client: StreamClient, stream: StreamConfig) -> StreamConfig:

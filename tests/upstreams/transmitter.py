@@ -27,6 +27,7 @@ from tests.support.servers import serve_app
 PUSH = "urn:ietf:rfc:8935"
 POLL = "urn:ietf:rfc:8936"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+STREAM_UPDATED = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 MANAGEMENT_TOKEN = "transmitter-management-token"
 
 
@@ -68,6 +69,10 @@ class FakeTransmitter:
     streams: dict[str, Stream] = field(default_factory=dict)
     requests: list[tuple[str, int]] = field(default_factory=list)  # (method, status) of writes
     pushes: list[int] = field(default_factory=list)  # push responses' status codes
+    # Set: a status read (GET /status) answers what it read, but only once this is set; the
+    # answer is slow on the wire, and the stream can change meanwhile.
+    status_gate: asyncio.Event | None = None
+    status_held: asyncio.Event = field(default_factory=asyncio.Event)  # a read waits at the gate
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -94,6 +99,14 @@ class FakeTransmitter:
     def disable(self, stream_id: str, reason: str | None) -> None:
         stream = self.streams[stream_id]
         stream.status, stream.reason = "disabled", reason
+
+    def announce(self, stream_id: str) -> None:
+        """Send the stream's receiver a stream-updated event with its status now (R-STATUS-7)."""
+        stream = self.streams[stream_id]
+        event: dict[str, Any] = {"status": stream.status}
+        if stream.reason is not None:
+            event["reason"] = stream.reason
+        self._deliver(stream, {STREAM_UPDATED: event}, {"format": "opaque", "id": stream_id})
 
     # -- delivery ------------------------------------------------------------------------------------------
     def _deliver(
@@ -300,6 +313,9 @@ class FakeTransmitter:
         }
         if doc["reason"] is None and not self.quirks.nulls:
             del doc["reason"]
+        if request.method == "GET" and self.status_gate is not None:
+            self.status_held.set()
+            await self.status_gate.wait()
         return JSONResponse(doc)
 
     async def _verify(self, request: Request) -> Response:
