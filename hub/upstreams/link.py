@@ -9,7 +9,9 @@ point at the hub's ``/ssf/ingest`` with a hub-minted ``ssf.ingest`` token as the
 (R-VERIFY-1). Then, every ``check_interval``: read the stream (a 404 means it is gone: create
 it again), read its status and ask for ``enabled`` if the transmitter paused or disabled it
 (R-STATUS-3), and renew the push token before it expires. ``stream-updated`` events update the
-recorded status as they arrive (R-SSFEV-2).
+recorded status as they arrive (R-SSFEV-2); one that says paused or disabled starts a check at
+once. A transmitter sends it *before* it stops (R-STATUS-7), so a status read that still says
+``enabled`` is repeated every ``announced_recheck`` for ``announced_window``.
 
 Any failure is recorded in the upstream's state and retried after a doubling backoff.
 """
@@ -66,6 +68,8 @@ class LinkPolicy:
     backoff_initial: float = 1.0
     backoff_cap: float = 300.0
     poll_max_events: int = 100
+    announced_recheck: float = 1.0
+    announced_window: float = 15.0
 
 
 class UpstreamLink(LinkRecord):
@@ -96,6 +100,7 @@ class UpstreamLink(LinkRecord):
         self._echoed: set[str] = set()
         self._echo = asyncio.Event()
         self._wake = asyncio.Event()
+        self._announced_until: float | None = None  # loop time: a stop was announced, not yet seen
 
     # -- the loop ------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -293,7 +298,7 @@ class UpstreamLink(LinkRecord):
             if polling is not None:
                 watched.add(polling)
             done, pending = await asyncio.wait(
-                watched, timeout=self.policy.check_interval, return_when=asyncio.FIRST_COMPLETED
+                watched, timeout=self._next_check_in(), return_when=asyncio.FIRST_COMPLETED
             )
             for waiter in pending - {polling}:
                 waiter.cancel()
@@ -301,6 +306,13 @@ class UpstreamLink(LinkRecord):
                 raise_if_poll_ended(polling)
             self._wake.clear()
             stream = await self._check(client, stream)
+
+    def _next_check_in(self) -> float:
+        if self._announced_until is not None:
+            if asyncio.get_running_loop().time() < self._announced_until:
+                return min(self.policy.check_interval, self.policy.announced_recheck)
+            self._announced_until = None
+        return self.policy.check_interval
 
     async def _check(self, client: StreamClient, stream: StreamConfig) -> StreamConfig:
         try:
@@ -311,6 +323,7 @@ class UpstreamLink(LinkRecord):
                 raise StreamGone(stream.stream_id) from exc
             raise
         if status.status != "enabled":
+            self._announced_until = None  # the announced stop is here, and answered now
             # The hub wants its events; a receiver may enable its own stream (R-STATUS-3).
             try:
                 status = await client.set_status(
@@ -347,7 +360,11 @@ class UpstreamLink(LinkRecord):
                 )
             )
             if status != "enabled":
+                window = self.policy.announced_window
+                self._announced_until = asyncio.get_running_loop().time() + window
                 self._wake.set()  # ask for it back now, not at the next check
+            else:
+                self._announced_until = None
 
     # -- removal --------------------------------------------------------------------------------------------
     async def delete_remote_stream(self) -> None:

@@ -1,6 +1,7 @@
 """An upstream link keeps the hub's subscription enabled (R-STATUS-3, R-STATUS-7): when the
 transmitter announces a pause, the hub asks for the stream back at once, also when the
-announcement comes while the hub is in the middle of checking the stream."""
+announcement comes while the hub is in the middle of checking the stream, and also when the
+announcement comes before the pause itself (as R-STATUS-7 has it)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,26 @@ async def test_a_pause_announced_while_the_hub_checks_the_stream_is_answered_at_
 
         await eventually(enabled_again, timeout=10)
         assert stream.reason == "ssf-hub re-enabled its subscription"  # the hub asked for it back
+
+
+async def test_a_pause_announced_before_it_happens_is_answered_when_it_happens(tmp_path: Path) -> None:
+    settings = {**FAST, "upstream_check_interval": 600}
+    async with run_transmitter() as tx, run_hub(tmp_path / "hub", **settings) as hub:
+        tx.receiver_aud = hub.issuer
+        await subscribe(hub, tx, "idp", delivery="push")
+        sid = (await wait_for_health(hub, "idp", "healthy"))["stream_id"]
+        stream = tx.streams[sid]
+        tx.status_gate = asyncio.Event()
+
+        # The transmitter says it is pausing the stream, and the hub checks at once: its status
+        # read still finds the stream enabled, because the pause itself comes after the event.
+        tx.announce(sid, "paused", "maintenance")
+        await asyncio.wait_for(tx.status_held.wait(), 10)
+        stream.status, stream.reason = "paused", "maintenance"
+        tx.status_gate.set()
+
+        async def enabled_again() -> bool:
+            return stream.status == "enabled"
+
+        await eventually(enabled_again, timeout=10)
+        assert stream.reason == "ssf-hub re-enabled its subscription"

@@ -100,12 +100,13 @@ class FakeTransmitter:
         stream = self.streams[stream_id]
         stream.status, stream.reason = "disabled", reason
 
-    def announce(self, stream_id: str) -> None:
-        """Send the stream's receiver a stream-updated event with its status now (R-STATUS-7)."""
+    def announce(self, stream_id: str, status: str | None = None, reason: str | None = None) -> None:
+        """Send the stream's receiver a stream-updated event (R-STATUS-7) with its status now, or
+        with ``status``: the one it is about to take (the event goes *before* the stop)."""
         stream = self.streams[stream_id]
-        event: dict[str, Any] = {"status": stream.status}
-        if stream.reason is not None:
-            event["reason"] = stream.reason
+        event: dict[str, Any] = {"status": status or stream.status}
+        if (reason if status else stream.reason) is not None:
+            event["reason"] = reason if status else stream.reason
         self._deliver(stream, {STREAM_UPDATED: event}, {"format": "opaque", "id": stream_id})
 
     # -- delivery ------------------------------------------------------------------------------------------
