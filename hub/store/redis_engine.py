@@ -92,6 +92,7 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     SlotNotCoveredError,  # a cluster that lost a master's slots
     TryAgainError,  # a slot being migrated: multi-key commands wait until it has moved
     OutOfMemoryError,
+    NoScriptError,  # still missing after a reload: the node changed under us (restart, failover)
     OSError,
 )
 _PING_FAILURES: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, RuntimeError)
@@ -189,7 +190,13 @@ class RedisEngine:
     async def _script(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one script; every key it touches is in ``keys``, all in one slot."""
         if self.batcher is None:  # a cluster: redis-py routes it by its keys
-            return await self._registered(source)(keys=list(keys), args=list(args), client=self.client)
+            try:
+                return await self._registered(source)(keys=list(keys), args=list(args), client=self.client)
+            except NoScriptError:
+                # Mid-failover the promoted replica has no scripts, and redis-py's one reload
+                # can reach the node that was master a moment ago. EVAL of the source runs
+                # wherever the slot is now (and caches the script there).
+                return await self.client.eval(source, len(keys), *keys, *args)
         return (await self._pipelined([(source, keys, args)], rerun_after_failure=False))[0]
 
     async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:

@@ -3,12 +3,14 @@ key documents, and how it behaves when Redis is unreachable or goes away."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, ClusterError, SlotNotCoveredError
@@ -21,7 +23,7 @@ from hub.store.redis_keys import RedisKeys, parse_member
 from tests.store.test_store_contract import make_stream, queued, subject
 from tests.store.test_store_delivery_contract import failure
 from tests.support.hub import free_port
-from tests.support.redis import start_redis
+from tests.support.redis import RedisCluster, start_redis
 
 
 @pytest.fixture
@@ -214,3 +216,31 @@ async def test_cluster_failures_are_outages_answered_with_retry_after(error: Exc
     with pytest.raises(Unavailable) as caught:
         await Failing().read()
     assert caught.value.retry_after > 0
+
+
+async def test_a_script_missing_where_its_slot_now_lives_still_runs(
+    redis_cluster: RedisCluster, redis_cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Mid-failover a promoted replica has no scripts, and redis-py's one reload can reach the
+    # node that was master a moment ago: the fault matrix's cluster-failover run got a 500
+    # from emit this way. Here every node forgets its scripts, and the reload goes nowhere.
+    store = RedisStore(redis_cluster_url)
+    await store.open()
+    try:
+        streams = [f"s{i}" for i in range(6)]  # spread over the three masters
+        for sid in streams:
+            await store.create_stream(make_stream(sid))
+        await store.enqueue([queued(sid, "before") for sid in streams])
+        for node in redis_cluster.nodes:
+            with redis.Redis(port=node.port, socket_timeout=5) as client:
+                client.script_flush()
+
+        async def load_elsewhere(script: str) -> str:
+            return hashlib.sha1(script.encode()).hexdigest()
+
+        monkeypatch.setattr(store.client, "script_load", load_elsewhere)
+        await store.enqueue([queued(sid, "after") for sid in streams])
+        for sid in streams:
+            assert [q.jti for q in await store.pending(sid, 10)] == ["before", "after"]
+    finally:
+        await store.close()
