@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.support.hub import free_port
+from tests.support.process import listens_on
 
 SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
 ALICE = '{"format": "email", "email": "alice@example.com"}'
@@ -56,7 +57,8 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], limit: float = 10.0) -> 
         if proc.poll() is not None:
             raise AssertionError(f"hub exited: {proc.stdout.read() if proc.stdout else ''}")
         try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+            healthy = httpx.get(url + "/healthz", timeout=1).status_code == 200
+            if healthy and listens_on(proc.pid, int(url.rsplit(":", 1)[1])):  # this hub's answer
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass

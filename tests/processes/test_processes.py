@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from tests.processes.harness import FAST_RETRIES, HubProcesses, hub_processes
 from tests.push.helpers import ALICE, PUSH, jti_of
 from tests.push.helpers import until as until_seen
+from tests.support.process import SSF_HUB
 from tests.support.receiver import eventually, push_receiver
 
 REVOKE = {"event": "session-revoked", "subject": ALICE}
@@ -224,6 +226,26 @@ async def test_sigterm_stops_every_hub_process_gracefully_and_serve_exits_0(tmp_
         log = hub.log.read_text()
         assert log.count("Application shutdown complete") == 2  # each drained, none killed
         assert "did not stop" not in log and "Traceback" not in log
+
+
+async def test_a_second_serve_on_the_same_port_is_refused_not_let_in(tmp_path: Path) -> None:
+    # SO_REUSEPORT lets any process of the same user bind the port too; the kernel would then
+    # split the connections between two unrelated hubs.
+    (tmp_path / "first").mkdir()
+    async with hub_processes(tmp_path / "first") as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SSF_HUB_")}
+        argv = [SSF_HUB, "serve", "--processes", "2", "--port", str(hub.port)]
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [*argv, "--data-dir", str(tmp_path / "second")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{hub.port}: Address already in use" in second.stderr
+        assert len(hub.pids()) == 2  # the first hub, untouched
 
 
 async def _answers(

@@ -14,6 +14,36 @@ from pathlib import Path
 import httpx
 
 SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
+LISTEN = "0A"  # the TCP state column of /proc/net/tcp
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its children listens on ``port``. A port picked free for a
+    child can be taken by another test's server before the child binds it; a health check
+    that answers is then someone else's, and the child is about to exit."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == LISTEN and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{parts[9]}]")
+    for owner in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{owner}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if fd.readlink().as_posix() in inodes:
+                        return True
+    return False
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -37,7 +67,8 @@ async def serve_process(
             while True:
                 assert proc.poll() is None, log.read_text()
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200:
+                    answer = await client.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    if answer.status_code == 200 and listens_on(proc.pid, port):  # this hub's answer
                         break
                 assert time.monotonic() < deadline, "the hub did not become healthy"
                 await asyncio.sleep(0.05)
