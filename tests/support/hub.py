@@ -125,7 +125,20 @@ async def run_hub(
     data_dir: Path, *, app_kwargs: Mapping[str, Any] | None = None, **overrides: Any
 ) -> AsyncIterator[RunningHub]:
     """``overrides`` are settings; ``app_kwargs`` go to ``create_app`` (e.g. ``resolver=``)."""
-    port = free_port()
+    # The socket is bound before the hub is built (its issuer URL names the port) and handed
+    # to uvicorn, so no other test's server can take the port in between.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", int(overrides.get("port", 0))))
+        async with _serve_hub(sock, data_dir, app_kwargs, overrides) as hub:
+            yield hub
+
+
+@contextlib.asynccontextmanager
+async def _serve_hub(
+    sock: socket.socket, data_dir: Path, app_kwargs: Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> AsyncIterator[RunningHub]:
+    port = sock.getsockname()[1]
     # No signing process by default: a child per in-process test hub costs seconds of CPU over
     # the suite; tests of the signing process ask for one, and `ssf-hub serve` tests get it.
     values: dict[str, Any] = {
@@ -135,9 +148,9 @@ async def run_hub(
         "signing_processes": 0,
     }
     values.update(overrides)
+    values["port"] = port
     settings = load_settings(environ={}, overrides=values)
     app = create_app(settings, **(app_kwargs or {}))
-    port = settings.port
     deadlines = ReadDeadlines.from_settings(settings)
     config = server_config(
         app,
@@ -149,7 +162,7 @@ async def run_hub(
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(500):
             if server.started or task.done():
