@@ -238,7 +238,9 @@ async def test_the_readme_gateway_subscribes_by_push_and_applies_its_policy(
 
             deadline = asyncio.get_running_loop().time() + 10
             listing: list[dict[str, Any]] = []
-            while not listing:  # subscribed (verified by push) before the emit
+            # Subscribed before the emit: the stream is listed as soon as it is created, but its
+            # subjects are added after that; a verification pushed and accepted comes after both.
+            while not (listing and listing[0]["last_success_at"] is not None):
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.05)
                 r = await hub.client.get("/ssf/admin/streams", headers=hub.auth("op", "ssf.admin"))
