@@ -8,8 +8,8 @@ delivered per stream -> agent dropped its token -> tool refused the stale call -
 re-authenticated and was served, then the receipts the hub holds per stream.
 
 ``--console`` keeps everything running and prints the console URL and an admin token;
-Ctrl-C (or SIGTERM) stops everything the demo started and deletes its data. ``--quick`` skips the pauses
-meant for a human reader (the tests run it so).
+Ctrl-C (or SIGTERM) stops everything the demo started and deletes its data. ``--quick``
+skips the pauses meant for a human reader (the tests run it so).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def serve_processes(settings: Settings) -> int:
         raise ConfigError("--processes above 1 needs Linux (the processes wake each other over Unix sockets)")
     asyncio.run(_prepare(settings))
     _metrics_dir(Path(settings.data_dir))
-    sock = _bind(settings.host, settings.port, first=True)
+    _refuse_a_busy_port(settings.host, settings.port)
+    sock = _bind(settings.host, settings.port)
     log.info(
         "ssf-hub serve: %d hub processes on %s:%d (store %s)",
         settings.processes,
@@ -94,27 +95,28 @@ def _metrics_dir(data_dir: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
-def _bind(host: str, port: int, *, first: bool = False) -> socket.socket:
+def _bind(host: str, port: int) -> socket.socket:
     """A socket on ``host:port`` that the other hub processes may bind too (SO_REUSEPORT).
 
     Each hub process listens on a socket of its own and the kernel spreads new connections
     evenly over them; on one shared socket, one process took most of a burst of connections
     (measured: 79 % and 27 % CPU). The supervisor's socket is bound, not listening: it holds
     the port, and only sockets of the same user can join it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if first:
-        # SO_REUSEPORT would also let the supervisor join the port of *another* hub of the
-        # same user, and the kernel would split the traffic between them. A plain bind first
-        # finds any server listening there.
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    return _bound(host, port, reuse_port=True)
+
+
+def _refuse_a_busy_port(host: str, port: int) -> None:
+    """SO_REUSEPORT would also let the supervisor join the port of *another* hub of the same
+    user, and the kernel would split the traffic between them: a plain bind first finds any
+    server listening there."""
+    _bound(host, port, reuse_port=False).close()
+
+
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -21,7 +21,7 @@ from hub.keys.ring import load_or_create_token_key
 from tests.bench.harness import children
 from tests.push.helpers import ALICE
 from tests.support.hub import CAEP, free_port
-from tests.support.process import SSF_HUB, serve_process
+from tests.support.process import SSF_HUB, serve_process, socket_holder, tcp_sockets
 
 FAST_RETRIES = {"SSF_HUB_PUSH_RETRY_SCHEDULE": "0,0.1"}
 
@@ -41,22 +41,8 @@ def _cmdline(pid: int) -> str:
 
 def server_pid(hub_port: int, client_port: int, candidates: list[int]) -> int | None:
     """Which of ``candidates`` holds the hub end of the connection from ``client_port``."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        parts = line.split()
-        local, remote = parts[1], parts[2]
-        if int(local.split(":")[1], 16) == hub_port and int(remote.split(":")[1], 16) == client_port:
-            inode = parts[9]
-    if inode is None:
-        return None
-    target = f"socket:[{inode}]"
-    for pid in candidates:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if fd.readlink().as_posix() == target:
-                        return pid
-    return None
+    inodes = {s.inode for s in tcp_sockets() if (s.local_port, s.remote_port) == (hub_port, client_port)}
+    return socket_holder(inodes, candidates) if inodes else None
 
 
 def client_port(response: httpx.Response) -> int:

@@ -8,42 +8,53 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
+from tests.bench.harness import children
+
 SSF_HUB = str(Path(sys.executable).parent / "ssf-hub")
 LISTEN = "0A"  # the TCP state column of /proc/net/tcp
+
+
+class TcpSocket(NamedTuple):
+    local_port: int
+    remote_port: int
+    listening: bool
+    inode: str
+
+
+def tcp_sockets() -> Iterator[TcpSocket]:
+    """The machine's TCP sockets (IPv4 and IPv6), from ``/proc/net/tcp*``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                local, remote = (int(end.rsplit(":", 1)[1], 16) for end in parts[1:3])
+                yield TcpSocket(local, remote, parts[3] == LISTEN, parts[9])
+
+
+def socket_holder(inodes: set[str], pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` holds one of the sockets ``inodes`` open."""
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if fd.readlink().as_posix() in targets:
+                        return pid
+    return None
 
 
 def listens_on(pid: int, port: int) -> bool:
     """Whether ``pid`` or one of its children listens on ``port``. A port picked free for a
     child can be taken by another test's server before the child binds it; a health check
     that answers is then someone else's, and the child is about to exit."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                parts = line.split()
-                if parts[3] == LISTEN and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{parts[9]}]")
-    for owner in [pid, *_descendants(pid)]:
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{owner}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if fd.readlink().as_posix() in inodes:
-                        return True
-    return False
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
+    inodes = {s.inode for s in tcp_sockets() if s.listening and s.local_port == port}
+    return socket_holder(inodes, [pid, *children(pid)]) is not None
 
 
 @contextlib.asynccontextmanager
